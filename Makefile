@@ -1,0 +1,41 @@
+# make lab: set everything up and serve JupyterLab on notebooks/.
+# make test: set everything up and run lint, type checks, unit, kernel and notebook tests.
+# Both are idempotent: a second run installs nothing.
+
+VENV   := .venv
+PY     := $(VENV)/bin/python
+PYTHON ?= python3
+
+.PHONY: setup lab test lint doctor system-deps
+
+system-deps:
+	@bash scripts/install-system-deps
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+
+$(VENV)/.installed-test: pyproject.toml | $(PY)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[test]'
+	@touch $@
+
+$(VENV)/.installed-lab: pyproject.toml | $(PY)
+	$(PY) -m pip install -q -e '.[test,lab]'
+	@touch $@
+
+# doctor --fix mounts tracefs/bpffs and links kernel headers when the kernel has none.
+doctor: system-deps $(VENV)/.installed-test
+	$(PY) -m bpfnb doctor --fix
+
+setup: doctor
+
+lint: $(VENV)/.installed-test
+	$(VENV)/bin/ruff check bpfnb tests benchmarks examples
+	$(VENV)/bin/ruff format --check bpfnb tests benchmarks examples
+	$(VENV)/bin/mypy
+
+test: setup lint
+	$(PY) -m pytest tests notebooks --nbval --nbval-sanitize-with notebooks/sanitize.cfg
+
+lab: setup $(VENV)/.installed-lab
+	$(PY) -m jupyter lab --allow-root --no-browser --ip=127.0.0.1 --notebook-dir=notebooks

@@ -1,0 +1,263 @@
+"""What really works here: a tiny load of each program type, and a real attach of each kind.
+
+Nothing is inferred from version numbers: each probe tries the feature and reports the errno.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import socket
+import struct
+from collections.abc import Callable
+
+from bpfnb.doctor.report import MISSING, OK, UNAVAILABLE, Check
+from bpfnb.sys import bpf, perf, tracefs
+from bpfnb.sys.constants import AttachType, MapType, ProgType
+from bpfnb.sys.fd import FD
+
+__all__ = ["attach_checks", "map_checks", "program_type_checks"]
+
+# r0 = 0; exit
+RETURN_ZERO = struct.pack("<BBhi", 0xB7, 0, 0, 0) + struct.pack("<BBhi", 0x95, 0, 0, 0)
+FENTRY_TARGET = "do_sys_openat2"
+PMU_DIR = "/sys/bus/event_source/devices"
+SO_ATTACH_BPF = 50
+
+PROGRAM_TYPES: list[tuple[str, ProgType, int]] = [
+    ("socket_filter", ProgType.SOCKET_FILTER, 0),
+    ("kprobe", ProgType.KPROBE, 0),
+    ("tracepoint", ProgType.TRACEPOINT, 0),
+    ("raw_tracepoint", ProgType.RAW_TRACEPOINT, 0),
+    ("perf_event", ProgType.PERF_EVENT, 0),
+    ("cgroup_skb", ProgType.CGROUP_SKB, AttachType.CGROUP_INET_INGRESS),
+    ("xdp", ProgType.XDP, 0),
+    ("sched_cls", ProgType.SCHED_CLS, 0),
+    ("tracing (fentry)", ProgType.TRACING, AttachType.TRACE_FENTRY),
+]
+
+
+def _why(err: OSError) -> str:
+    return f"{errno.errorcode.get(err.errno or 0, err.errno)}: {err.strerror}"
+
+
+def vmlinux_function_btf_id(name: str) -> int:
+    """The BTF id of kernel function ``name`` (0 when unknown)."""
+    try:
+        from bpfnb.elf import btf as btf_module  # the ELF loader's BTF parser
+    except ImportError:
+        return 0
+    try:
+        with open("/sys/kernel/btf/vmlinux", "rb") as f:
+            types = btf_module.parse(f.read())
+        return int(types.find_id(name, "FUNC"))
+    except Exception:
+        return 0
+
+
+def _load(prog_type: int, attach_type: int = 0, attach_btf_id: int = 0) -> FD:
+    return bpf.prog_load(
+        prog_type,
+        RETURN_ZERO,
+        name="bpfnb_doctor",
+        expected_attach_type=attach_type,
+        attach_btf_id=attach_btf_id,
+    )
+
+
+def _tracing_refused(err: OSError) -> str:
+    if err.errno == errno.EPERM:
+        return (
+            "the kernel refuses tracing programs (EPERM even as root): fentry/fexit "
+            "trampolines are not available in this kernel"
+        )
+    return f"loading a tracing program failed ({_why(err)})"
+
+
+def program_type_checks() -> list[Check]:
+    checks = []
+    fentry_id = vmlinux_function_btf_id(FENTRY_TARGET)
+    for label, prog_type, attach_type in PROGRAM_TYPES:
+        btf_id = fentry_id if prog_type == ProgType.TRACING else 0
+        try:
+            _load(prog_type, attach_type, btf_id).close()
+        except OSError as err:
+            why = _tracing_refused(err) if prog_type == ProgType.TRACING else _why(err)
+            checks.append(Check("program types", label, UNAVAILABLE, why))
+        except Exception as err:  # VerifierError, PrivilegeError
+            checks.append(Check("program types", label, UNAVAILABLE, str(err)))
+        else:
+            checks.append(Check("program types", label, OK, "a minimal program loaded"))
+    return checks
+
+
+def map_checks() -> list[Check]:
+    checks = []
+    for label, map_type, key, value, entries in (
+        ("ringbuf", MapType.RINGBUF, 0, 0, 4096),
+        ("perf_event_array", MapType.PERF_EVENT_ARRAY, 4, 4, 1),
+        ("stack_trace", MapType.STACK_TRACE, 4, 8 * 127, 16),
+    ):
+        try:
+            bpf.map_create(map_type, key, value, entries, name="bpfnb_doctor").close()
+        except OSError as err:
+            checks.append(Check("map types", label, UNAVAILABLE, _why(err)))
+        else:
+            checks.append(Check("map types", label, OK, "created"))
+    checks.append(_batch_ops())
+    return checks
+
+
+def _batch_ops() -> Check:
+    import ctypes as ct
+
+    with bpf.map_create(MapType.HASH, 4, 8, 8, name="bpfnb_doctor") as fd:
+        keys = (ct.c_uint32 * 8)()
+        values = (ct.c_uint64 * 8)()
+        batch = ct.c_uint32()
+        try:
+            bpf.map_lookup_batch(fd.fileno(), None, batch, keys, values, 8)
+        except OSError as err:
+            return Check("map types", "batch operations", UNAVAILABLE, _why(err))
+    return Check("map types", "batch operations", OK, "BPF_MAP_LOOKUP_BATCH works")
+
+
+# -- attach points -------------------------------------------------------------------------------
+
+
+def _attach_tracepoint() -> str:
+    prog = _load(ProgType.TRACEPOINT)
+    tp_id = tracefs.tracepoint_id("syscalls", "sys_enter_getppid")
+    attr = perf.PerfEventAttr(type=perf.PERF_TYPE_TRACEPOINT, config=tp_id, sample_period=1)
+    attr.wakeup_events = 1
+    with prog, perf.perf_event_open(attr, pid=-1, cpu=0) as event:
+        perf.attach_bpf(event.fileno(), prog.fileno())
+    return "attached to syscalls:sys_enter_getppid"
+
+
+def _attach_raw_tracepoint() -> str:
+    with _load(ProgType.RAW_TRACEPOINT) as prog:
+        bpf.raw_tracepoint_open("sys_enter", prog.fileno()).close()
+    return "attached to sys_enter"
+
+
+def _pmu_type(name: str) -> int | None:
+    try:
+        with open(os.path.join(PMU_DIR, name, "type")) as f:
+            return int(f.read())
+    except OSError:
+        return None
+
+
+def _entry_file_offset(path: str) -> int:
+    from elftools.elf.elffile import ELFFile
+
+    with open(path, "rb") as f:
+        elf = ELFFile(f)
+        entry = elf.header.e_entry
+        for segment in elf.iter_segments():
+            start = segment["p_vaddr"]
+            if segment["p_type"] == "PT_LOAD" and start <= entry < start + segment["p_filesz"]:
+                return int(entry - start + segment["p_offset"])
+    raise ValueError(f"{path}: entry point is not in a loadable segment")
+
+
+def _attach_uprobe() -> str:
+    import ctypes as ct
+
+    pmu = _pmu_type("uprobe")
+    if pmu is None:
+        raise _Unavailable(
+            "no uprobe PMU (/sys/bus/event_source/devices/uprobe): needs CONFIG_UPROBE_EVENTS"
+        )
+    target = os.path.realpath("/bin/true")
+    path = ct.create_string_buffer(target.encode())
+    attr = perf.PerfEventAttr(type=pmu, sample_period=1)
+    attr.config1 = ct.addressof(path)
+    attr.config2 = _entry_file_offset(target)
+    with _load(ProgType.KPROBE) as prog, perf.perf_event_open(attr, pid=-1, cpu=0) as event:
+        perf.attach_bpf(event.fileno(), prog.fileno())
+    return f"attached to {target} at its entry point"
+
+
+def _attach_kprobe() -> str:
+    import ctypes as ct
+
+    pmu = _pmu_type("kprobe")
+    root = tracefs.mount_point()
+    has_events = bool(root and os.path.exists(os.path.join(root, "kprobe_events")))
+    if pmu is None and not has_events:
+        raise _Unavailable(
+            "this kernel was built without CONFIG_KPROBES (no kprobe PMU and no "
+            "kprobe_events in tracefs)"
+        )
+    if pmu is None:
+        return "kprobe_events exists in tracefs (legacy attach only)"
+    func = ct.create_string_buffer(b"do_sys_openat2")
+    attr = perf.PerfEventAttr(type=pmu, sample_period=1)
+    attr.config1 = ct.addressof(func)
+    with _load(ProgType.KPROBE) as prog, perf.perf_event_open(attr, pid=-1, cpu=0) as event:
+        perf.attach_bpf(event.fileno(), prog.fileno())
+    return "attached to do_sys_openat2"
+
+
+def _attach_fentry() -> str:
+    btf_id = vmlinux_function_btf_id(FENTRY_TARGET)
+    try:
+        prog = _load(ProgType.TRACING, AttachType.TRACE_FENTRY, btf_id)
+    except OSError as err:
+        raise _Unavailable(_tracing_refused(err)) from err
+    with prog:
+        bpf.raw_tracepoint_open("", prog.fileno()).close()
+    return f"attached to {FENTRY_TARGET}"
+
+
+def _attach_perf_event() -> str:
+    attr = perf.PerfEventAttr(
+        type=perf.PERF_TYPE_SOFTWARE, config=perf.PERF_COUNT_SW_CPU_CLOCK, sample_period=1000000
+    )
+    with _load(ProgType.PERF_EVENT) as prog, perf.perf_event_open(attr, pid=-1, cpu=0) as event:
+        perf.attach_bpf(event.fileno(), prog.fileno())
+    return "attached to a cpu-clock sampling event"
+
+
+def _attach_socket_filter() -> str:
+    with (
+        _load(ProgType.SOCKET_FILTER) as prog,
+        socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s,
+    ):
+        s.setsockopt(socket.SOL_SOCKET, SO_ATTACH_BPF, prog.fileno())
+    return "attached to a UDP socket"
+
+
+class _Unavailable(Exception):
+    pass
+
+
+ATTACH_PROBES: list[tuple[str, Callable[[], str]]] = [
+    ("tracepoint", _attach_tracepoint),
+    ("raw_tracepoint", _attach_raw_tracepoint),
+    ("uprobe", _attach_uprobe),
+    ("kprobe", _attach_kprobe),
+    ("fentry", _attach_fentry),
+    ("perf_event", _attach_perf_event),
+    ("socket filter", _attach_socket_filter),
+]
+
+
+def attach_checks() -> list[Check]:
+    checks = []
+    for label, probe in ATTACH_PROBES:
+        try:
+            why = probe()
+        except _Unavailable as err:
+            checks.append(Check("attach points", label, UNAVAILABLE, str(err)))
+        except FileNotFoundError as err:
+            checks.append(Check("attach points", label, MISSING, str(err), "doctor --fix"))
+        except OSError as err:
+            checks.append(Check("attach points", label, UNAVAILABLE, _why(err)))
+        except Exception as err:
+            checks.append(Check("attach points", label, UNAVAILABLE, str(err)))
+        else:
+            checks.append(Check("attach points", label, OK, why))
+    return checks

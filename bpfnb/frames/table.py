@@ -1,0 +1,59 @@
+"""Structured numpy records → named pandas columns, vectorised (no Python object per row)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from bpfnb.frames.layout import Layout
+
+__all__ = ["columns", "frame"]
+
+
+def _decode_strings(values: np.ndarray) -> np.ndarray:
+    # A C string ends at its first NUL, even when bytes follow (a reused comm buffer): zero the
+    # tail, and numpy's 'S' type drops trailing NULs by itself.
+    width = values.dtype.itemsize
+    raw = np.ascontiguousarray(values).view(np.uint8).reshape(len(values), width)
+    text = (raw * (np.cumsum(raw == 0, axis=1) == 0)).view(f"S{width}").ravel()
+    return np.char.decode(text, "utf-8", errors="replace").astype(object)
+
+
+def _flatten(values: np.ndarray, dtype: np.dtype, name: str, out: dict[str, np.ndarray]) -> None:
+    if dtype.names and dtype.fields:
+        for field in dtype.names:
+            if not field.startswith("_bits"):
+                dotted = f"{name}.{field}" if name else field
+                _flatten(values[field], dtype.fields[field][0], dotted, out)
+        return
+    if dtype.kind == "S":
+        out[name] = _decode_strings(values)
+    elif dtype.subdtype is not None or values.ndim > 1:
+        column = np.empty(len(values), dtype=object)
+        column[:] = list(values)
+        out[name] = column
+    else:
+        out[name] = values
+
+
+def columns(records: np.ndarray, layout: Layout, prefix: str = "") -> dict[str, np.ndarray]:
+    """Named 1-D columns for ``records`` of ``layout.dtype``.
+
+    Scalars are named ``prefix``; struct fields by their C names (dotted when nested), each
+    under ``prefix.`` when a prefix is given.
+    """
+    out: dict[str, np.ndarray] = {}
+    _flatten(records, layout.dtype, prefix, out)
+    for bits in layout.bitfields:
+        storage = records
+        for part in bits.storage.split("."):
+            storage = storage[part]
+        mask = (1 << bits.width) - 1
+        name = f"{prefix}.{bits.name}" if prefix else bits.name
+        out[name] = (storage.astype(np.uint64) >> np.uint64(bits.shift)) & np.uint64(mask)
+    return out
+
+
+def frame(records: np.ndarray, layout: Layout, prefix: str = "") -> pd.DataFrame:
+    """A DataFrame with one column per field of ``records`` (see :func:`columns`)."""
+    return pd.DataFrame(columns(records, layout, prefix), copy=False)

@@ -1,0 +1,30 @@
+from __future__ import annotations
+
+from bpfnb.errors import CompileError, Diagnostic, KernelFeatureError, VerifierError
+
+LOG = """0: R1=ctx() R10=fp0
+0: (61) r0 = *(u32 *)(r1 +100000)
+invalid bpf_context access off=100000 size=4
+processed 1 insns (limit 1000000) max_states_per_insn 0 total_states 0 peak_states 0
+"""
+
+
+def test_verifier_error_summarises_and_keeps_log() -> None:
+    err = VerifierError("prog", 13, LOG)
+    assert "invalid bpf_context access off=100000 size=4" in str(err)
+    assert err.log == LOG
+    assert err.failing_instruction == "0: (61) r0 = *(u32 *)(r1 +100000)"
+    assert "<details>" in err._repr_html_()
+
+
+def test_compile_error_renders_caret_at_column() -> None:
+    diag = Diagnostic(3, 5, "error", "use of undeclared identifier 'x'", "int y = x;")
+    err = CompileError([diag])
+    assert str(err) == "line 3: use of undeclared identifier 'x'"
+    rendered = "\n".join(err._render_traceback_())
+    assert "    int y = x;\n        ^" in rendered
+
+
+def test_kernel_feature_error_says_why() -> None:
+    err = KernelFeatureError("kprobes", "this kernel was built without CONFIG_KPROBES")
+    assert str(err) == "kprobes: this kernel was built without CONFIG_KPROBES"
