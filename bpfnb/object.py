@@ -130,6 +130,12 @@ class BpfObject:
 
         self.on_close(call)
 
+    def stream(self, name: str, maxlen: int = 100_000, event_type: Any = None) -> Any:
+        """An :class:`bpfnb.events.EventStream` over the perf or ring buffer map ``name``."""
+        from bpfnb.events import open_stream
+
+        return open_stream(self, name, maxlen=maxlen, event_type=event_type)
+
     def close(self) -> None:
         """Detach every program and close every fd. Safe to call more than once."""
         if self._closed:
