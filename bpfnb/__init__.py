@@ -1,6 +1,9 @@
 """bpfnb: explore eBPF in Jupyter."""
 
+from typing import Any
+
 from bpfnb import errors
+from bpfnb.bcc.program import compile
 from bpfnb.errors import (
     AttachError,
     BpfError,
@@ -10,16 +13,39 @@ from bpfnb.errors import (
     PrivilegeError,
     VerifierError,
 )
+from bpfnb.object import BpfObject
 
 __version__ = "0.1.0"
 
+
+def load_ipython_extension(ipython: Any) -> None:
+    """``%load_ext bpfnb``: register the magics."""
+    from bpfnb.magics import BpfMagics
+
+    ipython.register_magics(BpfMagics)
+
+
+def unload_ipython_extension(ipython: Any) -> None:
+    """``%unload_ext bpfnb``: remove the magics (live objects stay open)."""
+    from bpfnb.magics import BpfMagics
+
+    magics = ipython.magics_manager.magics
+    for kind, names in BpfMagics.magics.items():
+        for name in names:
+            magics[kind].pop(name, None)
+
+
 __all__ = [
     "AttachError",
+    "BpfObject",
     "BpfError",
     "CompileError",
     "ElfError",
     "KernelFeatureError",
     "PrivilegeError",
     "VerifierError",
+    "compile",
     "errors",
+    "load_ipython_extension",
+    "unload_ipython_extension",
 ]

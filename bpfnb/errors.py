@@ -115,10 +115,12 @@ class VerifierError(BpfError):
 
 
 def _verifier_summary(log: str) -> str:
-    # The verifier's reason is the last non-statistics line of its log.
-    for line in reversed(log.strip().splitlines()):
-        line = line.strip()
-        if line and not line.startswith(("processed ", "verification time", "stack depth")):
+    # The verifier states its reason just before its "processed N insns" statistics; hints
+    # that tools append after those are not the reason.
+    lines = [line.strip() for line in log.strip().splitlines()]
+    stats = next((i for i, line in enumerate(lines) if line.startswith("processed ")), len(lines))
+    for line in reversed(lines[:stats]):
+        if line and not line.startswith(("verification time", "stack depth", "HINT:")):
             return line
     return ""
 

@@ -15,8 +15,11 @@ __all__ = ["BpfObject", "Link", "Program"]
 class Link(Protocol):
     """One attachment of a program. ``close()`` detaches it and is idempotent."""
 
-    kind: str
-    target: str
+    @property
+    def kind(self) -> str: ...
+
+    @property
+    def target(self) -> str: ...
 
     def close(self) -> None: ...
 
@@ -29,6 +32,10 @@ class CallbackLink:
     target: str
     detach: Callable[[], None] = field(repr=False, compare=False)
     _state: dict[str, bool] = field(default_factory=dict, repr=False, compare=False)
+
+    @property
+    def closed(self) -> bool:
+        return self._state.get("closed", False)
 
     def close(self) -> None:
         if not self._state.get("closed"):
@@ -52,7 +59,11 @@ class Program:
 
     @property
     def attach_points(self) -> list[str]:
-        return [f"{link.kind}:{link.target}" if link.kind else link.target for link in self.links]
+        return [
+            f"{link.kind}:{link.target}" if link.kind else link.target
+            for link in self.links
+            if not getattr(link, "closed", False)
+        ]
 
     @property
     def tag(self) -> str:

@@ -5,5 +5,6 @@ Only this package needs libbcc; it finds the distribution's bindings itself
 """
 
 from bpfnb.bcc.loader import find_bcc_dir, import_bcc
+from bpfnb.bcc.program import BccObject, compile
 
-__all__ = ["find_bcc_dir", "import_bcc"]
+__all__ = ["BccObject", "compile", "find_bcc_dir", "import_bcc"]

@@ -1,0 +1,140 @@
+"""IPython magics: ``%%bpf``, ``%bpf_list``, ``%bpf_close``, ``%bpf_trace``, ``%bpf_doctor``.
+
+A thin front end: parse the line, call the library, display the result. The cell body is BPF C
+and is passed on untouched; Python values enter only through ``-D`` on the magic line, which
+IPython expands (``-D PID={os.getpid()}``).
+"""
+
+from __future__ import annotations
+
+import shlex
+from typing import Any
+
+from IPython.core.error import UsageError
+from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
+from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
+
+from bpfnb.object import BpfObject
+from bpfnb.progress import Progress
+from bpfnb.session import session_for
+
+__all__ = ["BpfMagics"]
+
+
+def _defines(pairs: list[str]) -> dict[str, str]:
+    defines = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not key.isidentifier():
+            raise UsageError(f"-D expects KEY=VALUE with a C identifier as KEY, got {pair!r}")
+        defines[key] = value if sep else "1"
+    return defines
+
+
+@magics_class
+class BpfMagics(Magics):
+    """The bpfnb magics; registered by ``%load_ext bpfnb``."""
+
+    @property
+    def session(self) -> Any:
+        return session_for(self.shell)
+
+    @cell_magic
+    @magic_arguments()
+    @argument("name", nargs="?", help="the Python name the BpfObject is bound to")
+    @argument(
+        "-D",
+        dest="defines",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="define a C macro (repeatable); {expr} on the magic line is expanded by IPython",
+    )
+    @argument("--cflags", default="", help='extra compiler flags, e.g. --cflags "-Wall"')
+    @argument("--no-attach", action="store_true", help="load the programs without attaching")
+    @argument(
+        "--duration",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="stay attached this long (with a progress bar), then detach; maps stay readable",
+    )
+    @argument("--help", action="store_true", help="show this help")
+    def bpf(self, line: str, cell: str) -> BpfObject | None:
+        """Compile the cell's BPF C with libbcc, load it and attach it by bcc's conventions.
+
+        Functions named TRACEPOINT_PROBE, RAW_TRACEPOINT_PROBE, kprobe__*, kretprobe__*,
+        tracepoint__*, raw_tracepoint__* and kfunc__* are attached automatically. Re-running a
+        cell with the same NAME closes the previous object first.
+        """
+        args = parse_argstring(self.bpf, line)
+        if args.help or not args.name:
+            print(self.bpf.parser.format_help())  # type: ignore[union-attr]
+            return None
+        if not args.name.isidentifier():
+            raise UsageError(f"%%bpf NAME: {args.name!r} is not a Python identifier")
+        from bpfnb.bcc import compile as bcc_compile
+
+        defines = _defines(args.defines)
+        cflags = shlex.split(args.cflags)
+        attach = not args.no_attach
+
+        def create() -> BpfObject:
+            return bcc_compile(cell, defines=defines, cflags=cflags, attach=attach, name=args.name)
+
+        obj = self.session.replace(args.name, create)
+        if args.duration and attach:
+            self._run_for(obj, args.duration)
+        return obj
+
+    def _run_for(self, obj: Any, seconds: float) -> None:
+        from bpfnb.bcc.program import run_for
+        from bpfnb.bcc.trace import TracePipe
+
+        uses_printk = "bpf_trace_printk" in obj.source
+        with Progress(f"{obj.name} {seconds:g}s") as progress:
+            if uses_printk:
+                with TracePipe() as pipe:
+                    pipe.follow(seconds, print)
+                    obj.detach()
+            else:
+                run_for(obj, seconds, progress.update)
+
+    @line_magic
+    @magic_arguments()
+    @argument("name", nargs="?", help="the object whose bpf_trace_printk output to show")
+    @argument("--duration", type=float, default=1.0, metavar="SECONDS")
+    def bpf_trace(self, line: str) -> None:
+        """Print ``bpf_trace_printk`` output for SECONDS (the trace pipe is shared by all)."""
+        from bpfnb.bcc.trace import TracePipe
+
+        args = parse_argstring(self.bpf_trace, line)
+        with TracePipe() as pipe:
+            pipe.follow(args.duration, print)
+
+    @line_magic
+    def bpf_list(self, line: str) -> Any:
+        """Show the live BPF objects of this session."""
+        return self.session.listing()
+
+    @line_magic
+    @magic_arguments()
+    @argument("name", nargs="?", help="the object to close")
+    @argument("--all", action="store_true", help="close every object of this session")
+    def bpf_close(self, line: str) -> None:
+        """Detach and close a BPF object (or all of them)."""
+        args = parse_argstring(self.bpf_close, line)
+        if args.all:
+            self.session.close_all()
+        elif not args.name:
+            raise UsageError("%bpf_close NAME, or %bpf_close --all")
+        elif not self.session.close(args.name):
+            raise UsageError(f"no live BPF object named {args.name!r}")
+
+    @line_magic
+    def bpf_doctor(self, line: str) -> None:
+        """Check what works on this machine (``--fix`` sets up what it safely can)."""
+        from bpfnb.doctor import run
+
+        report = run(apply_fix="--fix" in line.split())
+        print(report.to_json() if "--json" in line.split() else report.to_text())

@@ -1,0 +1,194 @@
+"""``%%bpf`` driven through a real IPython shell, with workloads each test controls."""
+
+from __future__ import annotations
+
+import ctypes
+import gc
+import json
+import os
+import socket
+import subprocess
+import weakref
+
+import pytest
+from IPython.core.interactiveshell import InteractiveShell
+
+from bpfnb.errors import CompileError, KernelFeatureError, VerifierError
+
+GETPPID_COUNTER = """
+BPF_ARRAY(calls, u64, 1);
+
+TRACEPOINT_PROBE(syscalls, sys_enter_getppid) {
+    if (bpf_get_current_pid_tgid() >> 32 != PID)
+        return 0;
+    calls.increment(0);
+    return 0;
+}
+"""
+
+
+@pytest.fixture
+def shell(bcc_ok: None):
+    ip = InteractiveShell.instance()
+    ip.run_line_magic("load_ext", "bpfnb")
+    ip.run_cell("import os")
+    yield ip
+    ip.run_line_magic("bpf_close", "--all")
+
+
+def _count(obj) -> int:
+    # Read through bcc's own table, so these tests do not depend on the Map layer.
+    return int(obj.bcc["calls"][0].value)
+
+
+def test_exact_getppid_count_filtered_by_define(shell) -> None:
+    obj = shell.run_cell_magic("bpf", "counter -D PID={os.getpid()}", GETPPID_COUNTER)
+    assert shell.user_ns["counter"] is obj
+    for _ in range(250):
+        os.getppid()
+    assert _count(obj) == 250
+    assert "tracepoint:syscalls:sys_enter_getppid" in repr(obj)
+    assert "sys_enter_getppid" in obj._repr_html_()
+
+
+def test_cell_body_is_not_variable_expanded(shell) -> None:
+    # `{PID}` in the body must reach the C compiler untouched (as a block), not be expanded.
+    body = GETPPID_COUNTER.replace("calls.increment(0);", "{ calls.increment(0); }")
+    obj = shell.run_cell_magic("bpf", "braces -D PID={os.getpid()}", body)
+    os.getppid()
+    assert _count(obj) == 1
+
+
+def test_compile_error_points_at_cell_line(shell) -> None:
+    body = "int f(void *ctx) {\n    u32 x = 1;\n    return undefined_name + x;\n}\n"
+    with pytest.raises(CompileError) as info:
+        shell.run_cell_magic("bpf", "broken", body)
+    [diagnostic] = [d for d in info.value.diagnostics if d.severity == "error"]
+    assert (diagnostic.line, diagnostic.column) == (3, 12)
+    assert "undefined_name" in diagnostic.message
+    assert diagnostic.source_line == "    return undefined_name + x;"
+    assert "broken" not in shell.user_ns
+
+
+def test_verifier_rejection_is_typed_and_leaves_nothing(shell) -> None:
+    body = """
+BPF_HASH(h, u32, u64);
+int tracepoint__syscalls__sys_enter_getppid(void *ctx) {
+    u32 key = 0;
+    u64 *value = h.lookup(&key);
+    return *value;
+}
+"""
+    before = _bpfnb_programs("tracepoint__sysc")
+    with pytest.raises(VerifierError) as info:
+        shell.run_cell_magic("bpf", "rejected", body)
+    assert "map_value_or_null" in info.value.summary
+    assert "processed" in info.value.log
+    assert _bpfnb_programs("tracepoint__sysc") == before
+
+
+def test_kprobe_gives_kernel_feature_error_here(shell) -> None:
+    if os.path.exists("/sys/bus/event_source/devices/kprobe"):
+        pytest.skip("this kernel has kprobes")
+    with pytest.raises(KernelFeatureError, match="CONFIG_KPROBES"):
+        shell.run_cell_magic("bpf", "kp", "int kprobe__do_sys_openat2(void *ctx) { return 0; }")
+
+
+def test_uprobe_on_libc_getpid_counts_exactly(shell) -> None:
+    body = """
+BPF_ARRAY(calls, u64, 1);
+int count_getpid(struct pt_regs *ctx) {
+    if (bpf_get_current_pid_tgid() >> 32 != PID)
+        return 0;
+    calls.increment(0);
+    return 0;
+}
+"""
+    obj = shell.run_cell_magic("bpf", "up -D PID={os.getpid()}", body)
+    obj.attach_uprobe("c", "getpid", "count_getpid")
+    libc = ctypes.CDLL("libc.so.6")
+    for _ in range(123):
+        libc.getpid()
+    assert _count(obj) == 123
+    assert obj.programs["count_getpid"].attach_points == ["uprobe:c:getpid"]
+
+
+def test_socket_filter_counts_packets_sent_to_lo(shell) -> None:
+    receiver = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    receiver.bind(("127.0.0.1", 0))
+    port = receiver.getsockname()[1]
+    body = """
+#include <uapi/linux/if_ether.h>
+#include <uapi/linux/ip.h>
+#include <uapi/linux/in.h>
+BPF_ARRAY(calls, u64, 1);
+int count_udp(struct __sk_buff *skb) {
+    if (load_half(skb, offsetof(struct ethhdr, h_proto)) != ETH_P_IP)
+        return 0;
+    if (load_byte(skb, ETH_HLEN + offsetof(struct iphdr, protocol)) != IPPROTO_UDP)
+        return 0;
+    u32 ihl = (load_byte(skb, ETH_HLEN) & 0x0f) * 4;
+    if (load_half(skb, ETH_HLEN + ihl + 2) == PORT)
+        calls.increment(0);
+    return 0;
+}
+"""
+    obj = shell.run_cell_magic("bpf", f"sock -D PORT={port}", body)
+    obj.attach_raw_socket("count_udp", "lo")
+    sender = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    with sender, receiver:
+        for _ in range(40):
+            sender.sendto(b"x", ("127.0.0.1", port))
+            receiver.recv(16)
+    # A packet socket on lo sees each looped-back packet twice: outgoing and incoming.
+    assert _count(obj) == 80
+
+
+def test_rerun_replaces_and_closes_previous(shell) -> None:
+    first = shell.run_cell_magic("bpf", "again -D PID={os.getpid()}", GETPPID_COUNTER)
+    second = shell.run_cell_magic("bpf", "again -D PID={os.getpid()}", GETPPID_COUNTER)
+    assert first.closed and not second.closed
+    assert shell.user_ns["again"] is second
+    shell.run_line_magic("bpf_close", "again")
+    assert second.closed
+
+
+def test_no_attach_and_duration(shell) -> None:
+    obj = shell.run_cell_magic("bpf", "idle --no-attach -D PID={os.getpid()}", GETPPID_COUNTER)
+    os.getppid()
+    assert _count(obj) == 0
+    timed = shell.run_cell_magic(
+        "bpf", "timed --duration 0.3 -D PID={os.getpid()}", GETPPID_COUNTER
+    )
+    os.getppid()  # after --duration the program is detached, and its map is still readable
+    assert _count(timed) == 0
+    assert timed.programs and not timed.programs[next(iter(timed.programs))].attach_points
+
+
+def _bpfnb_programs(prefix: str) -> int:
+    out = subprocess.run(
+        ["bpftool", "prog", "list", "--json"], capture_output=True, text=True, check=True
+    )
+    return sum(1 for prog in json.loads(out.stdout) if prog.get("name", "").startswith(prefix))
+
+
+def _open_fds() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+def test_two_hundred_reruns_leak_nothing(shell) -> None:
+    before = _bpfnb_programs("tracepoint__sysc")
+    shell.run_cell_magic("bpf", "loop -D PID={os.getpid()}", GETPPID_COUNTER)
+    gc.collect()
+    fds_after_first = _open_fds()
+    replaced = []
+    for _ in range(199):
+        replaced.append(weakref.ref(shell.user_ns["loop"].bcc))
+        shell.run_cell_magic("bpf", "loop -D PID={os.getpid()}", GETPPID_COUNTER)
+    gc.collect()
+    assert _bpfnb_programs("tracepoint__sysc") == before + 1
+    assert _open_fds() == fds_after_first
+    assert all(ref() is None for ref in replaced), "bcc objects are still held (atexit?)"
+    for _ in range(5):
+        os.getppid()
+    assert _count(shell.user_ns["loop"]) == 5
