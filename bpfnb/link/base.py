@@ -1,0 +1,106 @@
+"""What every attachment shares: a :class:`FdLink` that detaches by closing what it holds."""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+from collections.abc import Callable, Iterable
+
+from bpfnb.errors import AttachError
+from bpfnb.sys.fd import FD
+
+__all__ = ["FdLink", "attach_error", "online_cpus"]
+
+# ENOTSUPP is kernel-internal (524) but leaks out of bpf() for unsupported attach types.
+ENOTSUPP = 524
+NOT_SUPPORTED = (errno.EINVAL, errno.EOPNOTSUPP, ENOTSUPP)
+
+
+class FdLink:
+    """An attachment that lasts as long as its fds (perf events, BPF links, sockets).
+
+    ``close()`` runs the detach steps in order and is idempotent; the first failure is re-raised
+    after every step has run, so a broken step never leaves the others attached.
+    """
+
+    def __init__(
+        self,
+        kind: str,
+        target: str,
+        fds: Iterable[FD] = (),
+        steps: Iterable[Callable[[], None]] = (),
+    ) -> None:
+        self.kind = kind
+        self.target = target
+        self._fds = list(fds)
+        # Steps run after the fds close: a tracefs probe can only be removed once unused.
+        self._steps = list(steps)
+        self._closed = False
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    @property
+    def fds(self) -> list[int]:
+        """The raw fds this link holds (perf events, a BPF link), for inspection."""
+        return [fd.fileno() for fd in self._fds if not fd.closed]
+
+    def close(self) -> None:
+        """Detach. Safe to call more than once."""
+        if self._closed:
+            return
+        self._closed = True
+        errors: list[BaseException] = []
+        for fd in self._fds:
+            try:
+                fd.close()
+            except OSError as err:
+                errors.append(err)
+        for step in self._steps:
+            try:
+                step()
+            except Exception as err:  # keep detaching the rest
+                errors.append(err)
+        self._fds.clear()
+        self._steps.clear()
+        if errors:
+            raise errors[0]
+
+    def __enter__(self) -> FdLink:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        # A link nobody holds any more must not stay attached.
+        with contextlib.suppress(Exception):
+            self.close()
+
+    def __repr__(self) -> str:
+        state = "closed" if self._closed else "attached"
+        return f"<{type(self).__name__} {self.kind}:{self.target} ({state})>"
+
+
+def attach_error(what: str, err: OSError) -> AttachError:
+    """An :class:`AttachError` naming the attach point and the kernel's errno."""
+    return AttachError(f"cannot attach {what}", err.errno)
+
+
+def online_cpus() -> list[int]:
+    """The ids of the online CPUs (``/sys/devices/system/cpu/online``, e.g. ``0-3,6``)."""
+    try:
+        with open("/sys/devices/system/cpu/online") as f:
+            text = f.read().strip()
+    except OSError:
+        return list(range(os.cpu_count() or 1))
+    cpus: list[int] = []
+    for part in text.split(","):
+        if "-" in part:
+            lo, hi = part.split("-")
+            cpus.extend(range(int(lo), int(hi) + 1))
+        elif part:
+            cpus.append(int(part))
+    return cpus
