@@ -13,6 +13,7 @@ from bpfnb.errors import (
     PrivilegeError,
     VerifierError,
 )
+from bpfnb.events import EventStream
 from bpfnb.object import BpfObject
 
 __version__ = "0.1.0"
@@ -41,6 +42,7 @@ __all__ = [
     "BpfError",
     "CompileError",
     "ElfError",
+    "EventStream",
     "KernelFeatureError",
     "PrivilegeError",
     "VerifierError",

@@ -1,0 +1,48 @@
+"""Waiting for events: epoll over a stream's fds, and a polling task on the asyncio loop."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import select
+from collections.abc import Callable, Iterable
+
+__all__ = ["Poller", "start_background"]
+
+
+class Poller:
+    """Wait until any of ``fds`` has data (the kernel's wakeups), or a timeout passes."""
+
+    def __init__(self, fds: Iterable[int]) -> None:
+        self._epoll = select.epoll()
+        for fd in fds:
+            self._epoll.register(fd, select.EPOLLIN)
+
+    def wait(self, timeout: float) -> bool:
+        """True when some fd became readable within ``timeout`` seconds."""
+        return bool(self._epoll.poll(timeout))
+
+    def close(self) -> None:
+        self._epoll.close()
+
+
+def start_background(
+    poll: Callable[[], object], interval: float, stopped: Callable[[], bool]
+) -> asyncio.Task[None]:
+    """Call ``poll()`` every ``interval`` seconds on the current asyncio loop until ``stopped()``.
+
+    In Jupyter this is the kernel's own loop, so cells keep running in between and nothing
+    runs on another thread.
+    """
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:
+        loop = asyncio.get_event_loop_policy().get_event_loop()
+
+    async def run() -> None:
+        with contextlib.suppress(asyncio.CancelledError):
+            while not stopped():
+                poll()
+                await asyncio.sleep(interval)
+
+    return loop.create_task(run())

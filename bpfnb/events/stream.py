@@ -1,0 +1,323 @@
+"""``EventStream``: events from a perf buffer or a ring buffer, kept as numpy chunks.
+
+Each ``poll()`` decodes what arrived into one structured array (one numpy step per batch) and
+appends it to a ring of chunks holding at most ``maxlen`` rows; older rows are discarded and
+counted. Frames are built from the chunks on demand, with :mod:`bpfnb.frames` naming the
+columns exactly as ``Map.to_frame()`` does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import html
+import time
+from collections import deque
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+import pandas as pd
+
+from bpfnb.events.poller import Poller, start_background
+from bpfnb.events.progress import Progress
+from bpfnb.events.records import Batch
+from bpfnb.frames import Layout, columns
+
+__all__ = ["EventReader", "EventStream", "StreamStats"]
+
+
+class EventReader(Protocol):
+    """The kernel side of a stream: a perf buffer or a ring buffer reader."""
+
+    kind: str
+
+    @property
+    def fds(self) -> list[int]: ...
+
+    def read(self) -> Batch: ...
+
+    def close(self) -> None: ...
+
+
+class Counter(Protocol):
+    @property
+    def count(self) -> int: ...
+
+    def close(self) -> None: ...
+
+
+@dataclass
+class StreamStats:
+    """Where the events went.
+
+    - ``received``: records read from the buffer (including those later discarded);
+    - ``lost``: perf buffer records the kernel had no room for, plus failed perf submits
+      counted by the program (``BPFNB_CHECK_SUBMIT``);
+    - ``dropped``: ring buffer records the program failed to reserve or output
+      (``BPFNB_COUNT_DROP`` / ``BPFNB_CHECK_SUBMIT``);
+    - ``discarded``: received rows pushed out by ``maxlen``.
+    """
+
+    received: int = 0
+    lost: int = 0
+    dropped: int = 0
+    discarded: int = 0
+
+    def __repr__(self) -> str:
+        return (
+            f"received={self.received} lost={self.lost} "
+            f"dropped={self.dropped} discarded={self.discarded}"
+        )
+
+
+class EventStream:
+    """Events of one perf or ring buffer map, decoded into a bounded table.
+
+    ``poll()`` reads what is there, ``to_frame()``/``tail()`` show it, ``collect()`` polls for
+    a while with a progress bar, ``run_in_background()`` polls on the asyncio loop, ``stats``
+    counts every event received, lost, dropped or discarded.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        reader: EventReader,
+        layout: Layout,
+        maxlen: int = 100_000,
+        drops: Counter | None = None,
+    ) -> None:
+        if maxlen < 1:
+            raise ValueError(f"maxlen must be at least 1, not {maxlen}")
+        self.name = name
+        self.layout = layout
+        self.maxlen = maxlen
+        self._reader: EventReader | None = reader
+        self._drops = drops
+        self._poller = Poller(reader.fds)
+        self._kind = reader.kind
+        self._chunks: deque[np.ndarray] = deque()
+        self._rows = 0
+        self._received = 0
+        self._kernel_lost = 0
+        self._discarded = 0
+        self._task: asyncio.Task[None] | None = None
+        self._final_drops = 0  # the program's submit failures, as of close()
+
+    # -- reading ---------------------------------------------------------------------------------
+
+    @property
+    def closed(self) -> bool:
+        return self._reader is None
+
+    @property
+    def kind(self) -> str:
+        """``"perf buffer"`` or ``"ring buffer"``."""
+        return self._kind
+
+    def poll(self, timeout: float = 0) -> int:
+        """Read every available record; wait up to ``timeout`` seconds for the first ones.
+
+        Returns how many records arrived.
+        """
+        if self._reader is None:
+            return 0
+        count = self._read()
+        if not count and timeout > 0 and self._poller.wait(timeout):
+            count = self._read()
+        return count
+
+    def _read(self) -> int:
+        assert self._reader is not None
+        batch = self._reader.read()
+        self._kernel_lost += batch.lost
+        records = batch.records(self.layout.dtype)
+        if len(records):
+            self._received += len(records)
+            self._keep(records)
+        return len(records)
+
+    def _keep(self, records: np.ndarray) -> None:
+        if len(records) > self.maxlen:
+            self._discarded += len(records) - self.maxlen
+            records = records[-self.maxlen :].copy()
+        self._chunks.append(records)
+        self._rows += len(records)
+        while self._rows > self.maxlen:
+            excess = self._rows - self.maxlen
+            oldest = self._chunks[0]
+            if len(oldest) <= excess:
+                self._chunks.popleft()
+                cut = len(oldest)
+            else:
+                # Copy, so the dropped rows' memory is freed with the old chunk.
+                self._chunks[0] = oldest[excess:].copy()
+                cut = excess
+            self._rows -= cut
+            self._discarded += cut
+
+    @property
+    def stats(self) -> StreamStats:
+        """Counts of events received, lost, dropped and discarded so far."""
+        failed = self._final_drops
+        if self._drops is not None and not self.closed:
+            failed = self._drops.count
+        perf = self._kind == "perf buffer"
+        return StreamStats(
+            received=self._received,
+            lost=self._kernel_lost + (failed if perf else 0),
+            dropped=0 if perf else failed,
+            discarded=self._discarded,
+        )
+
+    def __len__(self) -> int:
+        return self._rows
+
+    # -- results ---------------------------------------------------------------------------------
+
+    def records(self) -> np.ndarray:
+        """The retained events as one structured numpy array (oldest first)."""
+        if not self._chunks:
+            return np.empty(0, dtype=self.layout.dtype)
+        if len(self._chunks) > 1:
+            merged = np.concatenate(list(self._chunks))
+            self._chunks = deque([merged])
+        return self._chunks[0]
+
+    def to_frame(self, time: bool = False) -> pd.DataFrame:
+        """The retained events as a DataFrame, oldest first.
+
+        With ``time=True`` a wall-clock ``time`` column (UTC) is added, computed from the
+        event's ``ts`` field, which must come from ``bpf_ktime_get_ns()`` (CLOCK_MONOTONIC).
+        """
+        return self._frame(self.records(), time)
+
+    def tail(self, n: int = 10, time: bool = False) -> pd.DataFrame:
+        """The newest ``n`` events."""
+        records = self.records()
+        return self._frame(
+            records[max(len(records) - n, 0) :], time, start=max(len(records) - n, 0)
+        )
+
+    def _frame(self, records: np.ndarray, with_time: bool, start: int = 0) -> pd.DataFrame:
+        data = columns(records, self.layout)
+        if with_time:
+            if "ts" not in data:
+                raise KeyError(
+                    f"{self.name}: time=True needs a 'ts' field (from bpf_ktime_get_ns()); "
+                    f"the event has {list(data)}"
+                )
+            offset = _monotonic_to_realtime_ns()
+            wall = data["ts"].astype(np.int64) + np.int64(offset)
+            data = {"time": pd.to_datetime(wall, unit="ns", utc=True), **data}
+        index = pd.RangeIndex(start, start + len(records))
+        return pd.DataFrame(data, index=index, copy=False)
+
+    def clear(self) -> None:
+        """Forget the retained events (the counters keep counting)."""
+        self._chunks.clear()
+        self._rows = 0
+
+    # -- polling for a while ---------------------------------------------------------------------
+
+    def collect(self, duration: float, progress: bool = True) -> pd.DataFrame:
+        """Poll for ``duration`` seconds, then return :meth:`to_frame`.
+
+        Shows a progress bar (a widget in Jupyter, a text line elsewhere) unless
+        ``progress=False``. An interrupt (Ctrl-C, or the notebook's stop button) ends the wait
+        early and keeps what arrived.
+        """
+        started = time.monotonic()
+        arrived = 0
+        bar = Progress(f"{self.name}:", duration, enabled=progress)
+        try:
+            while (elapsed := time.monotonic() - started) < duration:
+                arrived += self.poll(timeout=min(0.1, duration - elapsed))
+                bar.update(time.monotonic() - started, f"{arrived} events")
+        except KeyboardInterrupt:
+            pass
+        finally:
+            bar.close()
+        with contextlib.suppress(KeyboardInterrupt):
+            self.poll()
+        return self.to_frame()
+
+    def run_in_background(self, interval: float = 0.2) -> asyncio.Task[None]:
+        """Poll every ``interval`` seconds on the running asyncio loop (in Jupyter: the kernel's)
+        until :meth:`stop`, :meth:`close` or the owning object's close."""
+        if self.closed:
+            raise ValueError(f"{self.name}: stream is closed")
+        if self._task is None or self._task.done():
+            self._task = start_background(self.poll, interval, lambda: self.closed)
+        return self._task
+
+    @property
+    def running(self) -> bool:
+        """True while a background task is polling."""
+        return self._task is not None and not self._task.done()
+
+    def stop(self) -> None:
+        """Stop background polling (the stream stays open)."""
+        if self._task is not None:
+            self._task.cancel()
+            self._task = None
+
+    def close(self) -> None:
+        """Stop polling and release the buffers. Retained events stay readable. Idempotent."""
+        if self._reader is None:
+            return
+        self.stop()
+        if self._drops is not None:
+            with contextlib.suppress(OSError):
+                self._final_drops = self._drops.count
+            self._drops.close()
+        reader, self._reader = self._reader, None
+        self._poller.close()
+        reader.close()
+
+    def __enter__(self) -> EventStream:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        with contextlib.suppress(Exception):
+            self.close()
+
+    # -- display ---------------------------------------------------------------------------------
+
+    def __repr__(self) -> str:
+        state = "closed" if self.closed else ("polling" if self.running else "open")
+        return (
+            f"EventStream {self.name!r} ({self._kind}, {state}): "
+            f"{self._rows} of max {self.maxlen} rows; {self.stats!r}"
+        )
+
+    def _repr_html_(self) -> str:
+        esc = html.escape
+        stats = self.stats
+        cells = "".join(
+            f"<td>{value}</td>"
+            for value in (stats.received, stats.lost, stats.dropped, stats.discarded)
+        )
+        state = "closed" if self.closed else ("polling" if self.running else "open")
+        return (
+            f"<div><b>EventStream</b> <code>{esc(self.name)}</code> "
+            f"<i>({esc(self._kind)}, {state})</i>: {self._rows} of max {self.maxlen} rows"
+            "<table><tr><th>received</th><th>lost</th><th>dropped</th><th>discarded</th></tr>"
+            f"<tr>{cells}</tr></table></div>"
+        )
+
+
+def _monotonic_to_realtime_ns() -> int:
+    # Sample both clocks back to back; take the tightest of a few pairs.
+    best: tuple[int, int] | None = None
+    for _ in range(3):
+        before = time.clock_gettime_ns(time.CLOCK_MONOTONIC)
+        real = time.clock_gettime_ns(time.CLOCK_REALTIME)
+        after = time.clock_gettime_ns(time.CLOCK_MONOTONIC)
+        if best is None or after - before < best[0]:
+            best = (after - before, real - (before + after) // 2)
+    assert best is not None
+    return best[1]
