@@ -18,6 +18,21 @@ _DIAGNOSTIC = re.compile(
 )
 
 
+def _cell_line(reported: int, printed: str, lines: list[str]) -> int:
+    # bcc's tracepoint rewriter inserts struct definitions into the text it compiles, which
+    # shifts the lines after a TRACEPOINT_PROBE past the `#line` mapping. clang prints the
+    # offending line under each diagnostic; the cell line holding that text, nearest at or
+    # above the reported number (insertions only push lines down), is the real one.
+    wanted = printed.strip()
+    if not wanted or (0 < reported <= len(lines) and lines[reported - 1].strip() == wanted):
+        return reported
+    matches = [i + 1 for i, line in enumerate(lines) if line.strip() == wanted]
+    above = [n for n in matches if n <= reported]
+    if above:
+        return max(above)
+    return matches[0] if matches else reported
+
+
 def parse_diagnostics(output: str, source: str) -> list[Diagnostic]:
     """The diagnostics in ``output`` that point into the cell, with the cell's source lines.
 
@@ -26,7 +41,8 @@ def parse_diagnostics(output: str, source: str) -> list[Diagnostic]:
     """
     lines = source.splitlines()
     found: list[Diagnostic] = []
-    for text in output.splitlines():
+    output_lines = output.splitlines()
+    for index, text in enumerate(output_lines):
         match = _DIAGNOSTIC.match(text)
         if not match:
             continue
@@ -39,7 +55,8 @@ def parse_diagnostics(output: str, source: str) -> list[Diagnostic]:
                     Diagnostic(0, 0, match["severity"], f"{match['message']} (in {where})")
                 )
             continue
-        line = int(match["line"])
+        printed = output_lines[index + 1] if index + 1 < len(output_lines) else ""
+        line = _cell_line(int(match["line"]), printed, lines)
         found.append(
             Diagnostic(
                 line=line,

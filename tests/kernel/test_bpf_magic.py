@@ -192,3 +192,21 @@ def test_two_hundred_reruns_leak_nothing(shell) -> None:
     for _ in range(5):
         os.getppid()
     assert _count(shell.user_ns["loop"]) == 5
+
+
+def test_compile_error_after_tracepoint_probe_keeps_cell_line(shell) -> None:
+    # bcc inserts the tracepoint's args struct into the text it compiles; the line reported
+    # must still be the cell's.
+    body = (
+        "BPF_ARRAY(calls, u64, 1);\n"
+        "\n"
+        "TRACEPOINT_PROBE(syscalls, sys_enter_getppid) {\n"
+        "    calls.increment(slot);\n"
+        "    return 0;\n"
+        "}\n"
+    )
+    with pytest.raises(CompileError) as info:
+        shell.run_cell_magic("bpf", "shifted", body)
+    [diagnostic] = [d for d in info.value.diagnostics if d.severity == "error"]
+    assert diagnostic.line == 4
+    assert diagnostic.source_line == "    calls.increment(slot);"

@@ -28,3 +28,18 @@ def test_compile_error_renders_caret_at_column() -> None:
 def test_kernel_feature_error_says_why() -> None:
     err = KernelFeatureError("kprobes", "this kernel was built without CONFIG_KPROBES")
     assert str(err) == "kprobes: this kernel was built without CONFIG_KPROBES"
+
+
+def test_diagnostics_map_shifted_lines_back_to_the_cell() -> None:
+    from bpfnb.bcc.diagnostics import parse_diagnostics
+
+    cell = "int a;\n\nint f() {\n    return slot;\n}\n"
+    output = (
+        "<cell>:8:12: error: use of undeclared identifier 'slot'\n"
+        "    return slot;\n"
+        "           ^\n"
+        "/virtual/include/bcc/helpers.h:3:1: note: something in a header\n"
+    )
+    [diagnostic] = parse_diagnostics(output, cell)
+    assert (diagnostic.line, diagnostic.column) == (4, 12)
+    assert diagnostic.notes == ["/virtual/include/bcc/helpers.h:3: note: something in a header"]
