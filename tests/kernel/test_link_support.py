@@ -56,14 +56,21 @@ def counter_insns(map_fd: int, pid: int = 0, value_from_ctx: int | None = None) 
     return head + body + EXIT_0
 
 
-def packet_counter_insns(map_fd: int, length: int, verdict: int) -> bytes:
+def packet_counter_insns(
+    map_fd: int, length: int, verdict: int, pkt_type: int | None = None
+) -> bytes:
     """For socket filters and cgroup_skb: count packets of exactly ``length`` bytes
-    (``__sk_buff->len``), return ``verdict``."""
+    (``__sk_buff->len``), and of ``pkt_type`` when given; return ``verdict``."""
     body = _increment(map_fd, None)
+    skip = len(body) // 8
+    type_check = b""
+    if pkt_type is not None:
+        type_check = insn(0x61, 0, 6, 4) + insn(0x55, 0, off=skip, imm=pkt_type)  # pkt_type
     return (
         insn(0xBF, 6, 1)
         + insn(0x61, 0, 6, 0)  # r0 = skb->len
-        + insn(0x55, 0, off=len(body) // 8, imm=length)
+        + insn(0x55, 0, off=skip + len(type_check) // 8, imm=length)
+        + type_check
         + body
         + insn(0xB7, 0, imm=verdict)
         + insn(0x95)
