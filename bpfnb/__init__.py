@@ -13,6 +13,7 @@ from bpfnb.errors import (
     PrivilegeError,
     VerifierError,
 )
+from bpfnb.maps import Map
 from bpfnb.events import EventStream
 from bpfnb.object import BpfObject
 
@@ -44,6 +45,7 @@ __all__ = [
     "ElfError",
     "EventStream",
     "KernelFeatureError",
+    "Map",
     "PrivilegeError",
     "VerifierError",
     "compile",

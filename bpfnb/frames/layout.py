@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["Bitfield", "Layout", "layout_of"]
+__all__ = ["Bitfield", "Layout", "ctype_c_name", "dtype_c_name", "layout_of"]
 
 
 @dataclass(frozen=True)
@@ -33,10 +33,20 @@ class Bitfield:
 
 @dataclass(frozen=True)
 class Layout:
-    """A C type as numpy sees it: the dtype and the bitfields to decode from it."""
+    """A C type as numpy sees it: the dtype, the bitfields to decode from it, and its C name.
+
+    ``c_name`` is what a reader would write in C (``u32``, ``char[16]``, ``struct key_t``);
+    when the producer leaves it empty, :attr:`type_name` derives one from the dtype.
+    """
 
     dtype: np.dtype
     bitfields: tuple[Bitfield, ...] = ()
+    c_name: str = ""
+
+    @property
+    def type_name(self) -> str:
+        """A readable C name of the type."""
+        return self.c_name or dtype_c_name(self.dtype)
 
     @property
     def size(self) -> int:
@@ -95,4 +105,49 @@ def layout_of(ctype: Any) -> Layout:
     dtype = _dtype_of(ctype, "", bitfields)
     if dtype.itemsize != ct.sizeof(ctype):
         raise TypeError(f"{ctype!r}: numpy size {dtype.itemsize} != C size {ct.sizeof(ctype)}")
-    return Layout(dtype, tuple(bitfields))
+    return Layout(dtype, tuple(bitfields), ctype_c_name(ctype))
+
+
+def _scalar_c_name(dtype: np.dtype) -> str:
+    if dtype.kind == "b":
+        return "bool"
+    if dtype.kind == "f":
+        return {4: "float", 8: "double"}.get(dtype.itemsize, f"float{dtype.itemsize * 8}")
+    if dtype.kind == "S":
+        return f"char[{dtype.itemsize}]"
+    if dtype.kind in "iu":
+        bits = dtype.itemsize * 8
+        # ``int`` is what C code says for s32; the kernel's u/s names read best for the rest.
+        if dtype.kind == "i":
+            return "int" if bits == 32 else f"s{bits}"
+        return f"u{bits}"
+    return str(dtype)
+
+
+def dtype_c_name(dtype: np.dtype) -> str:
+    """A C-like name for a numpy dtype (``u64``, ``u32[4]``, ``struct {...}``)."""
+    if dtype.subdtype is not None:
+        base, shape = dtype.subdtype
+        return dtype_c_name(base) + "".join(f"[{n}]" for n in shape)
+    if dtype.names:
+        return "struct {" + "; ".join(dtype.names) + "}"
+    return _scalar_c_name(dtype)
+
+
+def ctype_c_name(ctype: Any) -> str:
+    """A C name for a ctypes type: ``u32``, ``char[16]``, ``struct key_t``, ``union u``."""
+    if issubclass(ctype, ct.Array):
+        if ctype._type_ is ct.c_char:
+            return f"char[{ctype._length_}]"
+        return f"{ctype_c_name(ctype._type_)}[{ctype._length_}]"
+    if issubclass(ctype, (ct.Structure, ct.Union)):
+        kind = "union" if issubclass(ctype, ct.Union) else "struct"
+        name = ctype.__name__
+        return f"{kind} {name}" if name and not name.startswith("__anon") else f"{kind} {{...}}"
+    if ctype is ct.c_char:
+        return "char"
+    if ctype is ct.c_bool:
+        return "bool"
+    if issubclass(ctype, ct._Pointer):
+        return "void *"
+    return _scalar_c_name(np.dtype(ctype))
