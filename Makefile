@@ -30,8 +30,8 @@ doctor: system-deps $(VENV)/.installed-test
 setup: doctor
 
 lint: $(VENV)/.installed-test
-	$(VENV)/bin/ruff check bpfnb tests benchmarks examples
-	$(VENV)/bin/ruff format --check bpfnb tests benchmarks examples
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
 
 test: setup lint

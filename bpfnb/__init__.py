@@ -13,8 +13,8 @@ from bpfnb.errors import (
     PrivilegeError,
     VerifierError,
 )
-from bpfnb.maps import Map
 from bpfnb.events import EventStream
+from bpfnb.maps import Map
 from bpfnb.object import BpfObject
 
 __version__ = "0.1.0"

@@ -11,7 +11,7 @@ import shlex
 from typing import Any
 
 from IPython.core.error import UsageError
-from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
+from IPython.core.magic import Magics, line_cell_magic, line_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
 
 from bpfnb.object import BpfObject
@@ -39,7 +39,7 @@ class BpfMagics(Magics):
     def session(self) -> Any:
         return session_for(self.shell)
 
-    @cell_magic
+    @line_cell_magic
     @magic_arguments()
     @argument("name", nargs="?", help="the Python name the BpfObject is bound to")
     @argument(
@@ -60,7 +60,7 @@ class BpfMagics(Magics):
         help="stay attached this long (with a progress bar), then detach; maps stay readable",
     )
     @argument("--help", action="store_true", help="show this help")
-    def bpf(self, line: str, cell: str) -> BpfObject | None:
+    def bpf(self, line: str, cell: str | None = None) -> BpfObject | None:
         """Compile the cell's BPF C with libbcc, load it and attach it by bcc's conventions.
 
         Functions named TRACEPOINT_PROBE, RAW_TRACEPOINT_PROBE, kprobe__*, kretprobe__*,
@@ -68,7 +68,7 @@ class BpfMagics(Magics):
         cell with the same NAME closes the previous object first.
         """
         args = parse_argstring(self.bpf, line)
-        if args.help or not args.name:
+        if args.help or not args.name or cell is None:
             print(self.bpf.parser.format_help())  # type: ignore[union-attr]
             return None
         if not args.name.isidentifier():

@@ -210,3 +210,40 @@ def test_compile_error_after_tracepoint_probe_keeps_cell_line(shell) -> None:
     [diagnostic] = [d for d in info.value.diagnostics if d.severity == "error"]
     assert diagnostic.line == 4
     assert diagnostic.source_line == "    calls.increment(slot);"
+
+
+def test_trace_printk_output_appears_in_the_cell(shell, capsys) -> None:
+    import threading
+
+    body = """
+TRACEPOINT_PROBE(syscalls, sys_enter_getppid) {
+    if (bpf_get_current_pid_tgid() >> 32 == PID)
+        bpf_trace_printk("hello from bpfnb %d\\n", 42);
+    return 0;
+}
+"""
+    stop = threading.Event()
+
+    def workload() -> None:
+        while not stop.is_set():
+            os.getppid()
+            stop.wait(0.05)
+
+    worker = threading.Thread(target=workload)
+    worker.start()
+    try:
+        shell.run_cell_magic("bpf", "printer --duration 0.6 -D PID={os.getpid()}", body)
+    finally:
+        stop.set()
+        worker.join()
+    assert "hello from bpfnb 42" in capsys.readouterr().out
+
+
+def test_help_and_unload(shell, capsys) -> None:
+    shell.run_line_magic("bpf", "--help")
+    assert "--duration" in capsys.readouterr().out
+    shell.run_line_magic("unload_ext", "bpfnb")
+    assert "bpf" not in shell.magics_manager.magics["cell"]
+    assert "bpf_list" not in shell.magics_manager.magics["line"]
+    shell.run_line_magic("load_ext", "bpfnb")
+    assert "bpf" in shell.magics_manager.magics["cell"]
