@@ -56,7 +56,7 @@ def _map_fd(obj: Any, name: str, bcc_obj: Any) -> int:
         return int(maps[name].fd if hasattr(maps[name], "fd") else maps[name].map_fd)
     if bcc_obj is not None:
         try:
-            return int(bcc_obj[name].map_fd)
+            return int(bcc_obj[name.encode()].map_fd)
         except KeyError:
             pass
     known = sorted(maps) if isinstance(maps, dict) else []
@@ -68,7 +68,7 @@ def _bcc_event_layout(bcc_obj: Any, name: str) -> Layout:
 
     table_module = import_bcc().table
     try:
-        event_class = table_module._get_event_class(bcc_obj[name])
+        event_class = table_module._get_event_class(bcc_obj[name.encode()])
     except SystemExit as err:  # bcc prints "Type ... not recognized" and calls sys.exit
         raise BpfError(
             f"{name}: bcc cannot describe this event struct (nested or unusual types); "
@@ -86,7 +86,7 @@ def _drop_counter(bcc_obj: Any, name: str) -> DropCounter | None:
     if bcc_obj is None:
         return None
     try:
-        table = bcc_obj[DROP_COUNTER_MAP]
+        table = bcc_obj[DROP_COUNTER_MAP.encode()]
     except KeyError:  # compiled without the bpfnb preamble
         return None
     return DropCounter(int(table.map_fd), name)
