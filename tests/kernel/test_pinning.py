@@ -1,0 +1,90 @@
+"""Pinning on the real bpffs: a pin is reused (two opens share the map), unpinned on request,
+and a pin that does not match the definition is refused."""
+
+from __future__ import annotations
+
+import ctypes as ct
+import os
+import uuid
+
+import pytest
+
+from bpfnb.elf.pinning import (
+    PIN_GLOBAL_NS,
+    PinError,
+    open_or_create,
+    unpin,
+)
+from bpfnb.elf.spec import MapSpec
+from bpfnb.sys import bpf
+from bpfnb.sys.constants import MapType
+
+
+@pytest.fixture
+def namespace():
+    name = f"bpfnb-test-{uuid.uuid4().hex[:8]}"
+    yield name
+    root = f"/sys/fs/bpf/{name}"
+    for dirpath, _dirnames, filenames in os.walk(root, topdown=False):
+        for f in filenames:
+            os.unlink(os.path.join(dirpath, f))
+        os.rmdir(dirpath)
+
+
+def spec(namespace: str, max_entries: int = 16) -> MapSpec:
+    return MapSpec(
+        "shared",
+        MapType.HASH,
+        4,
+        8,
+        max_entries,
+        pinning=PIN_GLOBAL_NS,
+        namespace=namespace,
+        layout="gobpf",
+    )
+
+
+def create(s: MapSpec):
+    return lambda: bpf.map_create(s.type, s.key_size, s.value_size, s.max_entries, name=s.name)
+
+
+def test_pin_is_reused_and_shared_then_unpinned(namespace: str) -> None:
+    s = spec(namespace)
+    first, path, reused = open_or_create(s, create(s))
+    assert (path, reused) == (f"/sys/fs/bpf/{namespace}/globals/shared", False)
+    assert os.path.exists(path)
+    second, path2, reused2 = open_or_create(s, create(s))
+    assert (path2, reused2) == (path, True)
+    with first, second:
+        assert bpf.map_info(first.fileno()).id == bpf.map_info(second.fileno()).id
+        bpf.map_update(first.fileno(), ct.c_uint32(7), ct.c_uint64(4242))
+        value = ct.c_uint64()
+        assert bpf.map_lookup(second.fileno(), ct.c_uint32(7), value)
+        assert value.value == 4242
+    # Closing the fds keeps the pin (and the map, with its contents).
+    assert os.path.exists(path)
+    third, _, reused3 = open_or_create(s, create(s))
+    with third:
+        assert reused3
+        assert bpf.map_lookup(third.fileno(), ct.c_uint32(7), value) and value.value == 4242
+    assert unpin(path) is True
+    assert not os.path.exists(path)
+    assert unpin(path) is False
+    fresh, _, reused4 = open_or_create(s, create(s))
+    with fresh:
+        assert not reused4
+        assert not bpf.map_lookup(fresh.fileno(), ct.c_uint32(7), value)
+    unpin(path)
+
+
+def test_a_pin_that_does_not_match_is_refused(namespace: str) -> None:
+    s = spec(namespace)
+    fd, path, _ = open_or_create(s, create(s))
+    fd.close()
+    try:
+        other = spec(namespace, max_entries=99)
+        with pytest.raises(PinError, match="does not match its definition"):
+            open_or_create(other, create(other))
+    finally:
+        assert path is not None
+        unpin(path)
