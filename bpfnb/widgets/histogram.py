@@ -1,0 +1,146 @@
+"""``LiveHistogram``: a log2 or linear histogram map drawn as bars that fill in while it runs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from bpfnb.widgets._html import bars_html
+from bpfnb.widgets.base import LiveView
+
+__all__ = ["LiveHistogram"]
+
+KINDS = ("log2", "linear")
+
+
+class LiveHistogram(LiveView):
+    """Bars of ``map.to_histogram(kind)`` with bcc-style bucket labels (``4 -> 7``).
+
+    The bars show the counts since the view started (:meth:`reset` starts again); with
+    ``per_interval=True`` they show the counts of the last refresh interval instead.
+    :attr:`data` has one row per shown slot: ``range`` (its label), ``low``, ``high``, ``count``
+    (since start), ``interval`` (since the previous refresh) and ``total`` (all the map holds).
+    Buckets outside the first and last non-empty one are left out, as bcc does.
+    """
+
+    def __init__(
+        self,
+        map: Any,
+        kind: str = "log2",
+        *,
+        per_interval: bool = False,
+        interval: float = 1.0,
+        autostart: bool = True,
+        owner: Any = None,
+        close_source: bool = False,
+    ) -> None:
+        if kind not in KINDS:
+            raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
+        self.kind = kind
+        self.per_interval = per_interval
+        self._baseline: pd.Series | None = None
+        self._previous: pd.Series | None = None
+        super().__init__(
+            map,
+            interval=interval,
+            autostart=autostart,
+            owner=owner,
+            close_source=close_source,
+        )
+
+    def reset(self) -> None:
+        """Count from now on: the bars start again from zero at the next refresh."""
+        self._baseline = None
+        self._previous = None
+
+    def _describe(self) -> str:
+        name = getattr(self.source, "name", "")
+        parts = [repr(name)] if name else []
+        parts.append(f"kind={self.kind!r}")
+        if self.per_interval:
+            parts.append("per_interval=True")
+        return ", ".join(parts)
+
+    def _compute(self) -> pd.DataFrame:
+        counts = slot_counts(self.source.to_histogram(kind=self.kind), self.kind)
+        if self._baseline is None:
+            self._baseline = counts
+            self._previous = counts
+        assert self._previous is not None
+        # Aligned by slot, so a histogram that lists only its non-empty slots works too.
+        since_start = counts.sub(self._baseline, fill_value=0).reindex(counts.index, fill_value=0)
+        per_interval = counts.sub(self._previous, fill_value=0).reindex(counts.index, fill_value=0)
+        self._previous = counts
+        shown = np.flatnonzero(since_start.to_numpy())
+        rows = slice(shown[0], shown[-1] + 1) if len(shown) else slice(0, 0)
+        low = counts.index.get_level_values("low").to_numpy()[rows]
+        high = counts.index.get_level_values("high").to_numpy()[rows]
+        return pd.DataFrame(
+            {
+                "range": labels(low, high, self.kind),
+                "low": low,
+                "high": high,
+                "count": since_start.to_numpy()[rows].astype(np.int64),
+                "interval": per_interval.to_numpy()[rows].astype(np.int64),
+                "total": counts.to_numpy()[rows].astype(np.int64),
+            }
+        )
+
+    def _draw(self, data: pd.DataFrame) -> str:
+        column = "interval" if self.per_interval else "count"
+        title = "count per interval" if self.per_interval else "count since the view started"
+        return bars_html(list(data["range"]), data[column].to_numpy(), title=title)
+
+
+def slot_counts(histogram: Any, kind: str) -> pd.Series:
+    """Counts indexed by (``low``, ``high``) slot bounds, from what ``Map.to_histogram()`` gave.
+
+    Takes a DataFrame with ``low``, ``high`` and ``count`` columns (a sectioned histogram's
+    sections are summed), or a plain sequence of counts, one per slot index.
+    """
+    if isinstance(histogram, pd.DataFrame):
+        missing = {"low", "high", "count"} - set(histogram.columns)
+        if missing:
+            raise ValueError(
+                f"histogram lacks columns {sorted(missing)}: {list(histogram.columns)}"
+            )
+        counts = (
+            histogram["count"]
+            .astype(np.int64)
+            .groupby(
+                [histogram["low"].astype(np.uint64), histogram["high"].astype(np.uint64)], sort=True
+            )
+            .sum()
+        )
+    else:
+        values = np.asarray(histogram, dtype=np.int64).ravel()
+        low, high = bucket_bounds(len(values), kind)
+        counts = pd.Series(values, index=pd.MultiIndex.from_arrays([low, high]))
+    counts.index = counts.index.set_names(["low", "high"])
+    return counts
+
+
+def bucket_bounds(n: int, kind: str) -> tuple[np.ndarray, np.ndarray]:
+    """Value bounds of slots ``0..n-1``: bcc's ``bpf_log2l`` slots, or one value each."""
+    index = np.arange(n, dtype=np.uint64)
+    if kind == "linear":
+        return index, index.copy()
+    # Slot i > 0 holds values [2**(i-1), 2**i - 1]; slot 0 holds 0. Slot 64 ends at 2**64 - 1,
+    # which numpy cannot compute as a shift, so it is set directly.
+    one = np.uint64(1)
+    shift = np.minimum(index, np.uint64(63))
+    low = np.where(index > 0, one << (np.maximum(index, one) - one), np.uint64(0))
+    high = np.where(index > 0, (one << shift) - one, np.uint64(0))
+    high[index >= 64] = np.iinfo(np.uint64).max
+    return low.astype(np.uint64), high.astype(np.uint64)
+
+
+def labels(low: np.ndarray, high: np.ndarray, kind: str) -> list[str]:
+    """bcc's bucket labels: ``low -> high`` for log2 (``0 -> 1`` for the first), the value for
+    linear."""
+    if kind == "linear":
+        return [str(v) for v in low.tolist()]
+    # bcc prints slot 1 (value 1) as "0 -> 1": the value range a reader expects to start at 0.
+    return [f"{0 if lo == hi == 1 else lo} -> {hi}" for lo, hi in zip(low.tolist(), high.tolist())]
