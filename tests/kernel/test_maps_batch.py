@@ -1,0 +1,141 @@
+"""The batch snapshot path on maps made with bpf() directly: size, ENOSPC, per-CPU slots."""
+
+from __future__ import annotations
+
+import ctypes as ct
+import errno
+
+import numpy as np
+import pytest
+
+from bpfnb.frames import layout_of
+from bpfnb.maps import MapError, PerCpuArrayMap, open_map, possible_cpus
+from bpfnb.sys import MapType, bpf
+
+BPF_F_NO_PREALLOC = 1
+
+
+class Key(ct.Structure):
+    _fields_ = [("pid", ct.c_uint32), ("comm", ct.c_char * 16)]
+
+
+class Value(ct.Structure):
+    _fields_ = [("count", ct.c_uint64), ("bytes", ct.c_uint64)]
+
+
+def _new(map_type: int, key: object, value: object, entries: int, flags: int = 0):
+    key_layout, value_layout = layout_of(key), layout_of(value)
+    fd = bpf.map_create(map_type, key_layout.size, value_layout.size, entries, flags, name="t")
+    return open_map(
+        fd,
+        name="t",
+        map_type=map_type,
+        key=key_layout,
+        value=value_layout,
+        max_entries=entries,
+        flags=flags,
+    )
+
+
+def test_100k_plain_entries_through_the_batch_path() -> None:
+    n = 100_000
+    with _new(MapType.HASH, ct.c_uint32, ct.c_uint64, n) as m:
+        keys = np.arange(n, dtype=np.uint32)
+        assert m.update_batch(keys, keys.astype(np.uint64) * 3 + 1) == n
+        snap = m.snapshot()
+        assert snap.batched and len(snap) == n
+        frame = m.to_frame().sort_values("key")
+        assert list(frame.columns) == ["key", "value"]
+        assert (frame["key"].to_numpy() == keys).all()
+        assert (frame["value"].to_numpy() == keys.astype(np.uint64) * 3 + 1).all()
+        assert len(m) == n
+
+
+def test_100k_struct_entries_through_the_batch_path() -> None:
+    n = 100_000
+    with _new(MapType.HASH, Key, Value, n) as m:
+        keys = np.zeros(n, dtype=m.key_type.dtype)
+        keys["pid"] = np.arange(n)
+        keys["comm"] = [f"task{i % 7}".encode() for i in range(n)]
+        values = np.zeros(n, dtype=m.value_type.dtype)
+        values["count"], values["bytes"] = np.arange(n), np.arange(n) * 512
+        m.update_batch(keys, values)
+        frame = m.to_frame().sort_values("pid").reset_index(drop=True)
+        assert list(frame.columns) == ["pid", "comm", "count", "bytes"]
+        assert (frame["pid"].to_numpy() == np.arange(n)).all()
+        assert frame["comm"].tolist()[:8] == [f"task{i % 7}" for i in range(8)]
+        assert (frame["bytes"].to_numpy() == np.arange(n) * 512).all()
+        # clear=True reads and empties the map in the same batch walk.
+        assert len(m.to_frame(clear=True)) == n
+        assert len(m) == 0
+
+
+def test_bucket_larger_than_the_buffer_grows_it_on_enospc() -> None:
+    # 64 keys in 64 hash buckets: some bucket holds two or more (no collision has odds ~1e-27).
+    with _new(MapType.HASH, ct.c_uint32, ct.c_uint64, 64) as m:
+        m.update_batch(np.arange(64, dtype=np.uint32), np.arange(64, dtype=np.uint64))
+        # The raw syscall with room for one entry does hit ENOSPC on such a bucket...
+        keys, values = np.zeros(1, np.uint32), np.zeros(1, np.uint64)
+        token, seen = np.zeros(8, np.uint8), None
+        with pytest.raises(OSError) as caught:
+            while True:
+                result = bpf.map_lookup_batch(m.fd, seen, token, keys, values, 1)
+                if result.done:
+                    break
+                seen = token.copy()
+        assert caught.value.errno == errno.ENOSPC
+        # ...and a snapshot that starts that small grows its buffers and reads everything.
+        snap = m.snapshot(batch_size=1)
+        assert snap.batched and snap.grown >= 1
+        assert sorted(snap.keys.tolist()) == list(range(64))
+        assert (snap.values == snap.keys).all()
+
+
+def test_percpu_values_use_8_byte_slots_per_cpu() -> None:
+    class Odd(ct.Structure):  # 12 bytes: each CPU's slot is padded to 16
+        _fields_ = [("a", ct.c_uint32), ("b", ct.c_uint32), ("c", ct.c_uint32)]
+
+    cpus = possible_cpus()
+    with _new(MapType.PERCPU_ARRAY, ct.c_uint32, Odd, 4) as m:
+        assert isinstance(m, PerCpuArrayMap)
+        m[2] = [(i + 1, 10 * (i + 1), 100 * (i + 1)) for i in range(len(cpus))]
+        # The kernel's own copy, read without bpfnb: slots of 16 bytes, one per CPU.
+        raw = np.zeros(len(cpus) * 4, dtype=np.uint32)
+        assert bpf.map_lookup(m.fd, np.array([2], np.uint32), raw)
+        assert raw.reshape(len(cpus), 4)[:, :3].tolist() == [
+            [i + 1, 10 * (i + 1), 100 * (i + 1)] for i in range(len(cpus))
+        ]
+        assert [v.b for v in m[2]] == [10 * (i + 1) for i in range(len(cpus))]
+        frame = m.to_frame()
+        row = frame[frame["key"] == 2].iloc[0]
+        assert row["c"] == sum(100 * (i + 1) for i in range(len(cpus)))
+        assert [row[f"c.cpu{c}"] for c in cpus] == [100 * (i + 1) for i in range(len(cpus))]
+        m.clear()
+        assert m.to_frame(per_cpu=False)["a"].sum() == 0
+
+
+def test_mapping_protocol_on_a_hash() -> None:
+    with _new(MapType.HASH, Key, Value, 16, BPF_F_NO_PREALLOC) as m:
+        m[(1, "bash")] = (3, 4)
+        m[{"pid": 2, "comm": "sh"}] = {"bytes": 9}
+        m[Key(3, b"zsh")] = Value(1, 1)
+        assert m[1, "bash"] == (3, 4)
+        assert m[{"pid": 2, "comm": "sh"}].bytes == 9
+        assert sorted(k.pid for k in m) == [1, 2, 3]
+        assert dict(m.items())[(3, "zsh")] == (1, 1)
+        del m[(3, "zsh")]
+        with pytest.raises(KeyError):
+            m[(3, "zsh")]
+        with pytest.raises(KeyError):
+            del m[(3, "zsh")]
+        with pytest.raises(MapError):
+            m[(1, "bash")] = (1, 2, 3)
+        m.clear()
+        assert len(m) == 0 and m.to_frame().empty
+
+
+def test_full_hash_raises_map_error() -> None:
+    with _new(MapType.HASH, ct.c_uint32, ct.c_uint32, 2) as m:
+        m[1], m[2] = 1, 2
+        with pytest.raises(MapError, match="full"):
+            m[3] = 3
