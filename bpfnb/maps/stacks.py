@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import bisect
 import functools
+import os
 from collections.abc import Callable
 from typing import Any
 
@@ -59,18 +60,27 @@ def kernel_symbols() -> KernelSymbols:
 
 
 def user_symbolizer(pid: int) -> Callable[[int], str]:
-    """A function naming user-space addresses of process ``pid`` (through bcc)."""
+    """A function naming user-space addresses of process ``pid``, through bcc's symbolizer.
+
+    Each call reads the process's current mappings, so libraries loaded since are known.
+    Without bcc, names are hex addresses; an address in a module without a symbol is
+    ``module+offset``.
+    """
     try:
         from bpfnb.bcc import import_bcc
 
-        bcc = import_bcc()
+        cache = import_bcc().SymbolCache(pid)
     except Exception:  # noqa: BLE001 - without bcc, addresses stay hex
         return lambda address: f"{address:#x}"
 
     def name(address: int) -> str:
-        text = bcc.BPF.sym(address, pid, show_module=False, show_offset=False)
-        text = text.decode(errors="replace") if isinstance(text, bytes) else str(text)
-        return f"{address:#x}" if text in ("", "[unknown]") else text
+        symbol, offset, module = cache.resolve(address, True)
+        if symbol:
+            return symbol.decode(errors="replace") if isinstance(symbol, bytes) else str(symbol)
+        if module:
+            module = module.decode(errors="replace") if isinstance(module, bytes) else module
+            return f"{os.path.basename(module)}+{offset:#x}"
+        return f"{address:#x}"
 
     return name
 
