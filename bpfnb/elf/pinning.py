@@ -95,12 +95,16 @@ def validate_pin_path(path: str, root: str = BPFFS) -> str:
 def map_pin_path(
     spec: MapSpec, pin_root: str | None = None, pin_paths: Mapping[str, str] | None = None
 ) -> str | None:
-    """Where map ``spec`` is pinned (None when it is not), by its definition's ``pinning``."""
+    """Where map ``spec`` is pinned (None when it is not), by its definition's ``pinning``.
+
+    Paths are under ``pin_root`` (validated; default ``/sys/fs/bpf``, which gives gobpf's and
+    libbpf's own paths).
+    """
+    root = validate_pin_path(pin_root) if pin_root else BPFFS
     if spec.layout == "btf":
         if spec.pinning == LIBBPF_PIN_NONE:
             return None
         if spec.pinning == LIBBPF_PIN_BY_NAME:
-            root = validate_pin_path(pin_root) if pin_root else BPFFS
             return validate_pin_path(spec.name, root)
         raise PinError(f"map {spec.name!r}: unknown libbpf pinning value {spec.pinning}")
     if spec.pinning == PIN_NONE:
@@ -113,7 +117,7 @@ def map_pin_path(
     if spec.pinning == PIN_GLOBAL_NS:
         if not spec.namespace:
             raise PinError(f"map {spec.name!r}: PIN_GLOBAL_NS needs a namespace in its definition")
-        return validate_pin_path(f"{spec.namespace}/{GLOBALS_DIR}/{spec.name}")
+        return validate_pin_path(f"{spec.namespace}/{GLOBALS_DIR}/{spec.name}", root)
     if spec.pinning == PIN_CUSTOM_NS:
         custom = (pin_paths or {}).get(spec.name)
         if not custom:
@@ -121,7 +125,10 @@ def map_pin_path(
                 f"map {spec.name!r}: PIN_CUSTOM_NS needs a path: load with "
                 f"pin_paths={{{spec.name!r}: 'dir/name'}}"
             )
-        return validate_pin_path(custom)
+        path = validate_pin_path(custom, root)
+        if os.path.commonpath([path, root]) != root:
+            raise PinError(f"map {spec.name!r}: pin path {path} is outside the pin root {root}")
+        return path
     raise PinError(f"map {spec.name!r}: unknown pinning value {spec.pinning}")
 
 
@@ -147,7 +154,8 @@ def open_pinned(path: str, spec: MapSpec | None = None) -> FD | None:
     if spec is not None:
         info = bpf.map_info(fd.fileno())
         have = (info.type, info.key_size, info.value_size, info.max_entries)
-        want = (spec.type, spec.key_size, spec.value_size, spec.max_entries)
+        # max_entries 0 (a perf event array sized at load) matches any size.
+        want = (spec.type, spec.key_size, spec.value_size, spec.max_entries or info.max_entries)
         if have != want:
             fd.close()
             fields = "(type, key size, value size, max entries)"

@@ -1,0 +1,407 @@
+"""Load an :class:`ObjectSpec` into the kernel: BTF, maps, global data, then programs.
+
+The result is the same :class:`bpfnb.object.BpfObject` a ``%%bpf`` cell returns; its maps are
+:class:`bpfnb.Map`\\ s and its programs carry their ELF ``section``. ``obj.spec`` keeps the spec.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes as ct
+import errno
+import os
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from bpfnb.elf import btf as btf_module
+from bpfnb.elf.reader import read, version_code
+from bpfnb.elf.relocate import apply_fds
+from bpfnb.elf.spec import KERNEL_VERSION_CURRENT, MapSpec, ObjectSpec, ProgramSpec, encode_value
+from bpfnb.errors import AttachError, KernelFeatureError, VerifierError
+from bpfnb.object import BpfObject, Program
+from bpfnb.sys import bpf
+from bpfnb.sys.constants import MapType, ProgType
+from bpfnb.sys.fd import FD
+
+__all__ = ["ElfProgram", "ElfVerifierError", "load", "load_elf"]
+
+BPF_F_RDONLY_PROG = 1 << 7
+_NAME_CHARS = re.compile(r"[^A-Za-z0-9_.]")
+
+
+@dataclass
+class ElfProgram(Program):
+    """A program loaded from an ELF object; ``spec`` is its :class:`ProgramSpec`."""
+
+    spec: ProgramSpec | None = field(default=None, repr=False)
+
+    def disassemble(self) -> str:
+        """Readable eBPF assembly of the program as loaded (before the verifier rewrote it)."""
+        if self.spec is None:
+            raise ValueError(f"{self.name}: no instructions recorded")
+        return self.spec.disassemble()
+
+
+class ElfVerifierError(VerifierError):
+    """A verifier rejection, with the C source line of the failing instruction when known."""
+
+    def __init__(self, program: str, errno_: int, log: str, source: str = "") -> None:
+        super().__init__(program, errno_, log)
+        self.source = source
+        if source:
+            self.args = (f"{self.args[0]} (at {source})",)
+
+    def _render_traceback_(self) -> list[str]:
+        lines = super()._render_traceback_()
+        if self.source:
+            lines.insert(1, f"  source: {self.source}")
+        return lines
+
+
+def load(
+    spec_or_path: ObjectSpec | str | os.PathLike[str] | bytes,
+    constants: Mapping[str, object] | None = None,
+    pin_root: str | None = None,
+) -> BpfObject:
+    """Create the maps and load the programs of an object (a path, bytes or a spec).
+
+    ``constants`` sets ``const volatile`` globals by name before load. The spec itself is not
+    changed. Maps whose spec asks for pinning are pinned under ``pin_root`` only when it is
+    given (see :func:`pin_path`).
+    """
+    spec = spec_or_path if isinstance(spec_or_path, ObjectSpec) else read(spec_or_path)
+    return _Loader(spec, dict(constants or {}), pin_root).load()
+
+
+def load_elf(
+    path: str | os.PathLike[str] | bytes | ObjectSpec,
+    constants: Mapping[str, object] | None = None,
+    attach: bool = True,
+    pin_root: str | None = None,
+) -> BpfObject:
+    """Load a clang-built BPF object; with ``attach``, attach each program by its section."""
+    attach_object = _attach_hook() if attach else None
+    if attach and attach_object is None:
+        raise AttachError(
+            "attaching ELF programs by section name is not available yet: load with "
+            "attach=False and attach each program with bpfnb.link (e.g. "
+            "bpfnb.link.attach_tracepoint(obj.programs[name].fd, 'syscalls:sys_enter_openat'))"
+        )
+    obj = load(path, constants=constants, pin_root=pin_root)
+    if attach_object is not None:
+        try:
+            attach_object(obj)
+        except BaseException:
+            obj.close()
+            raise
+    return obj
+
+
+def _attach_hook() -> Callable[[BpfObject], Any] | None:
+    # The attach layer (bpfnb.link) provides ``attach_elf_object(obj)`` once it knows how to
+    # attach a program from its section name; until then there is nothing to call.
+    try:
+        from bpfnb import link
+    except ImportError:
+        return None
+    return getattr(link, "attach_elf_object", None)
+
+
+def kernel_name(name: str) -> str:
+    """A name the kernel accepts for a map or program: [A-Za-z0-9_.], at most 15 bytes."""
+    return _NAME_CHARS.sub("_", name)[:15]
+
+
+def pin_path(spec: MapSpec, pin_root: str, object_name: str = "") -> str | None:
+    """Where a map's ``pinning`` asks for it to live under ``pin_root``, or None.
+
+    gobpf: PIN_OBJECT_NS (1) → ``ROOT/OBJECT/NAME``, PIN_GLOBAL_NS (2) → ``ROOT/tc/globals/NAME``,
+    PIN_CUSTOM_NS (3) → ``ROOT/NAMESPACE/NAME``. libbpf ``.maps``: LIBBPF_PIN_BY_NAME (1) →
+    ``ROOT/NAME``.
+    """
+    if spec.layout == "btf":
+        return os.path.join(pin_root, spec.name) if spec.pinning == 1 else None
+    if spec.layout == "gobpf":
+        if spec.pinning == 1 and object_name:
+            return os.path.join(pin_root, object_name, spec.name)
+        if spec.pinning == 2:
+            return os.path.join(pin_root, "tc", "globals", spec.name)
+        if spec.pinning == 3 and spec.namespace:
+            return os.path.join(pin_root, spec.namespace, spec.name)
+    return None
+
+
+def running_kernel_version() -> int:
+    return version_code(os.uname().release)
+
+
+class _Loader:
+    def __init__(self, spec: ObjectSpec, constants: dict[str, object], pin_root: str | None):
+        self.spec = spec
+        self.constants = constants
+        self.pin_root = pin_root
+        self.fds: list[FD] = []  # closed on failure
+        self.map_fds: dict[str, FD] = {}
+        self.btf_fd: FD | None = None
+        self.btf_error = ""
+        self.object_name = os.path.splitext(os.path.basename(spec.path))[0] or "object"
+
+    def load(self) -> BpfObject:
+        try:
+            data = self._data_with_constants()
+            self._load_btf()
+            self._create_maps(data)
+            programs = self._load_programs()
+            maps = self._wrap_maps()
+        except BaseException:
+            for fd in reversed(self.fds):
+                with contextlib.suppress(OSError):
+                    fd.close()
+            raise
+        # Closers run last-in first-out, after the links: programs, then maps, then BTF.
+        closers: list[Callable[[], None]] = []
+        if self.btf_fd is not None:
+            closers.append(self.btf_fd.close)
+        closers += [m.close for m in maps.values()]
+        closers += [p.owner.close for p in programs.values()]
+        obj = BpfObject(self.object_name, programs, maps, closers=closers)
+        obj.spec = self.spec  # type: ignore[attr-defined]
+        obj.btf_error = self.btf_error  # type: ignore[attr-defined]
+        return obj
+
+    def _own(self, fd: FD) -> FD:
+        self.fds.append(fd)
+        return fd
+
+    # -- BTF -------------------------------------------------------------------------------------
+
+    def _load_btf(self) -> None:
+        spec = self.spec
+        if spec.btf is None:
+            return
+        raw = spec.btf.for_kernel(spec.section_sizes, spec.symbol_offsets)
+        try:
+            self.btf_fd = self._own(bpf.btf_load(raw))
+        except OSError as err:
+            # Maps and programs load without BTF too; only names and line info are lost.
+            self.btf_error = str(err)
+
+    # -- maps ------------------------------------------------------------------------------------
+
+    def _data_with_constants(self) -> dict[str, bytes]:
+        spec = self.spec
+        data = {name: m.data or bytes(m.value_size) for name, m in spec.data_maps.items()}
+        readonly = {n: v for n, v in spec.variables.items() if spec.maps[v.map].readonly}
+        for name, value in self.constants.items():
+            var = readonly.get(name)
+            if var is None:
+                known = ", ".join(sorted(readonly)) or "none"
+                raise KeyError(f"no constant {name!r} in .rodata (constants: {known})")
+            data[var.map] = encode_value(var, value, data[var.map], spec.byteorder)
+        return data
+
+    def _create(self, m: MapSpec, inner_fd: int = 0) -> FD:
+        max_entries = m.max_entries
+        if m.type == MapType.PERF_EVENT_ARRAY and max_entries == 0:
+            from bpfnb.maps import possible_cpus
+
+            max_entries = len(possible_cpus())
+        flags = m.flags | (BPF_F_RDONLY_PROG if m.readonly else 0)
+        args: dict[str, Any] = {
+            "map_type": m.type,
+            "key_size": m.key_size,
+            "value_size": m.value_size,
+            "max_entries": max_entries,
+            "flags": flags,
+            "name": kernel_name(m.name),
+            "inner_map_fd": inner_fd,
+            "map_extra": m.map_extra,
+        }
+        btf_ids = self._btf_ids(m)
+        if btf_ids is not None and self.btf_fd is not None:
+            try:
+                with_btf = {**args, **btf_ids, "btf_fd": self.btf_fd.fileno()}
+                return self._own(bpf.map_create(**with_btf))
+            except OSError as err:
+                if err.errno in (errno.EPERM, errno.EACCES):
+                    raise
+                # Retried without BTF: an old kernel may not take these types for this map.
+        return self._own(bpf.map_create(**args))
+
+    def _btf_ids(self, m: MapSpec) -> dict[str, int] | None:
+        spec = self.spec
+        if spec.btf is None:
+            return None
+        if m.layout == "data":
+            datasec = spec.btf.find_id(m.section, "DATASEC")
+            return {"btf_key_type_id": 0, "btf_value_type_id": datasec} if datasec else None
+        if m.key_type_id or m.value_type_id:
+            if m.type in (MapType.RINGBUF, MapType.PERF_EVENT_ARRAY, MapType.STACK_TRACE):
+                return None
+            return {"btf_key_type_id": m.key_type_id, "btf_value_type_id": m.value_type_id}
+        return None
+
+    def _create_maps(self, data: dict[str, bytes]) -> None:
+        pending: list[tuple[MapSpec, FD]] = []
+        for m in self.spec.maps.values():
+            fd = self._pinned(m)
+            if fd is None:
+                if m.inner is not None:
+                    template = self._create(m.inner)
+                    try:
+                        fd = self._create(m, template.fileno())
+                    finally:
+                        template.close()
+                else:
+                    fd = self._create(m)
+                self._pin(m, fd)
+            self.map_fds[m.name] = fd
+            if m.layout == "data":
+                self._fill(m, fd, data[m.name])
+            if m.initial_slots:
+                pending.append((m, fd))
+        for m, fd in pending:
+            for slot, name in m.initial_slots.items():
+                target = self.map_fds.get(name)
+                if target is None:
+                    raise KeyError(f"map {m.name!r} slot {slot} names unknown map {name!r}")
+                bpf.map_update(fd.fileno(), ct.c_uint32(slot), ct.c_uint32(target.fileno()))
+
+    def _fill(self, m: MapSpec, fd: FD, value: bytes) -> None:
+        key = ct.c_uint32(0)
+        buf = ct.create_string_buffer(value, len(value))
+        bpf.map_update(fd.fileno(), key, buf)
+        if m.readonly:
+            # Frozen before the programs load, so the verifier may treat it as constant.
+            bpf.map_freeze(fd.fileno())
+
+    def _pinned(self, m: MapSpec) -> FD | None:
+        if self.pin_root is None:
+            return None
+        path = pin_path(m, self.pin_root, self.object_name)
+        if path is None or not os.path.exists(path):
+            return None
+        return self._own(bpf.obj_get(path))
+
+    def _pin(self, m: MapSpec, fd: FD) -> None:
+        if self.pin_root is None:
+            return
+        path = pin_path(m, self.pin_root, self.object_name)
+        if path is not None:
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            bpf.obj_pin(fd.fileno(), path)
+
+    def _wrap_maps(self) -> dict[str, Any]:
+        from bpfnb.maps import open_map
+
+        maps: dict[str, Any] = {}
+        for name, m in self.spec.maps.items():
+            fd = self.map_fds[name]
+            max_entries = m.max_entries
+            if m.type == MapType.PERF_EVENT_ARRAY and max_entries == 0:
+                max_entries = int(bpf.map_info(fd.fileno()).max_entries)
+            maps[name] = open_map(
+                fd,
+                name=name,
+                map_type=m.type,
+                key=m.key_layout,
+                value=m.value_layout,
+                max_entries=max_entries,
+                flags=m.flags,
+                owns_fd=True,
+            )
+        return maps
+
+    # -- programs --------------------------------------------------------------------------------
+
+    def _load_programs(self) -> dict[str, Program]:
+        fds = {name: fd.fileno() for name, fd in self.map_fds.items()}
+        programs: dict[str, Program] = {}
+        for prog in self.spec.programs.values():
+            fd = self._load_program(prog, fds)
+            programs[prog.name] = ElfProgram(
+                name=prog.name,
+                fd=fd.fileno(),
+                type=prog.type_name,
+                section=prog.section,
+                owner=fd,
+                spec=prog,
+            )
+        return programs
+
+    def _load_program(self, prog: ProgramSpec, map_fds: dict[str, int]) -> FD:
+        insns = apply_fds(prog, map_fds)
+        version = prog.kernel_version
+        if version == KERNEL_VERSION_CURRENT or (prog.type == ProgType.KPROBE and not version):
+            version = running_kernel_version()
+        args: dict[str, Any] = {
+            "prog_type": prog.type,
+            "insns": insns,
+            "license": prog.license or "",
+            "name": kernel_name(prog.name),
+            "expected_attach_type": prog.expected_attach_type,
+            "kern_version": version,
+        }
+        if prog.type in (ProgType.TRACING, ProgType.LSM):
+            args["attach_btf_id"] = self._attach_btf_id(prog)
+        with_btf = dict(args)
+        if self.btf_fd is not None and prog.func_info:
+            with_btf.update(
+                prog_btf_fd=self.btf_fd.fileno(),
+                func_info=btf_module.encode_func_info(prog.func_info),
+                func_info_rec_size=8,
+                line_info=btf_module.encode_line_info(prog.line_info),
+                line_info_rec_size=16 if prog.line_info else 0,
+            )
+        try:
+            try:
+                return self._own(bpf.prog_load(**with_btf))
+            except OSError as err:
+                if with_btf is args or err.errno in (errno.EPERM, errno.EACCES):
+                    raise
+                # The kernel may refuse the BTF info (an old kernel); the program itself may not
+                # need it.
+                return self._own(bpf.prog_load(**args))
+        except VerifierError as err:
+            raise self._verifier_error(prog, err) from None
+        except OSError as err:
+            if prog.type in (ProgType.TRACING, ProgType.LSM) and err.errno == errno.EPERM:
+                from bpfnb.link.fentry import tracing_load_error
+
+                raise tracing_load_error(err, prog.section) from err
+            raise
+
+    def _attach_btf_id(self, prog: ProgramSpec) -> int:
+        # Tracing programs name their kernel function at load time, by its BTF id in vmlinux.
+        target = prog.attach_target
+        if prog.attach_kind == "tp_btf":
+            name, kind = f"btf_trace_{target}", "TYPEDEF"
+        elif prog.attach_kind == "lsm":
+            name, kind = f"bpf_lsm_{target}", "FUNC"
+        else:
+            name, kind = target, "FUNC"
+        try:
+            with open("/sys/kernel/btf/vmlinux", "rb") as f:
+                vmlinux = btf_module.parse(f.read(), "vmlinux BTF")
+        except OSError as err:
+            raise KernelFeatureError(
+                f"{prog.attach_kind} {target}", f"this kernel has no BTF (/sys/kernel/btf): {err}"
+            ) from err
+        type_id = vmlinux.find_id(name, kind)
+        if not type_id:
+            raise KernelFeatureError(
+                f"{prog.attach_kind} {target}", f"the kernel's BTF has no {kind.lower()} {name!r}"
+            )
+        return type_id
+
+    def _verifier_error(self, prog: ProgramSpec, err: VerifierError) -> ElfVerifierError:
+        source = ""
+        failing = err.failing_instruction
+        head = failing.split(":", 1)[0].strip()
+        if head.isdigit():
+            info = prog.source_line(int(head))
+            if info is not None:
+                source = f"{os.path.basename(info.file)}:{info.line}: {info.source}"
+        return ElfVerifierError(prog.name, err.errno, err.log, source)

@@ -1,0 +1,683 @@
+"""Read a clang-built BPF object into an :class:`ObjectSpec`: pure data, no kernel.
+
+pyelftools parses the ELF header and section headers; symbols and relocations are fixed-size
+records read here with ``struct`` after their sizes are checked. Every failure of a malformed
+object is an :class:`ElfError` that names the section and offset.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import struct
+import sys
+from bisect import bisect_right
+from dataclasses import dataclass
+from typing import Any
+
+from bpfnb.elf import btf as btf_module
+from bpfnb.elf.btf import Btf, BtfExt, FuncInfo, LineInfo
+from bpfnb.elf.relocate import Function, Link, Symbol, link
+from bpfnb.elf.sections import classify
+from bpfnb.elf.spec import (
+    KERNEL_VERSION_CURRENT,
+    MAX_DATA_SIZE,
+    MapSpec,
+    ObjectSpec,
+    ProgramSpec,
+    SectionInfo,
+    Variable,
+)
+from bpfnb.errors import ElfError
+from bpfnb.sys.constants import MapType
+
+__all__ = ["read"]
+
+EM_BPF = 247
+SHF_EXECINSTR = 0x4
+SHF_COMPRESSED = 0x800
+STT_OBJECT, STT_FUNC, STT_SECTION = 1, 2, 3
+STB_LOCAL = 0
+SHN_UNDEF, SHN_LORESERVE = 0, 0xFF00
+
+R_BPF_64_64, R_BPF_64_ABS64, R_BPF_64_ABS32, R_BPF_64_NODYLD32, R_BPF_64_32 = 1, 2, 3, 4, 10
+
+GOBPF_MAP_DEF_SIZE = 280
+GOBPF_LAYOUT = (
+    "struct bpf_map_def { unsigned int type, key_size, value_size, max_entries, map_flags, "
+    "pinning; char namespace[256]; } (280 bytes)"
+)
+_DATA_PREFIXES = (".rodata", ".data", ".bss")
+_IGNORED_PREFIXES = (".debug", ".rel.debug", ".llvm", ".note", ".comment", ".eh_frame")
+
+
+def read(source: str | os.PathLike[str] | bytes | bytearray | memoryview) -> ObjectSpec:
+    """Read a BPF ELF object (a path, or its bytes) into an :class:`ObjectSpec`.
+
+    Pure data: works on any machine, without privileges. A malformed object raises
+    :class:`bpfnb.errors.ElfError` naming the section and offset.
+    """
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        data, path = bytes(source), "<bytes>"
+    else:
+        path = os.fspath(source)
+        with open(path, "rb") as f:
+            data = f.read()
+    return _Reader(data, path).read()
+
+
+@dataclass
+class _Section:
+    index: int
+    name: str
+    type: str
+    flags: int
+    offset: int
+    size: int
+    link: int
+    info: int
+    entsize: int
+    data: bytes
+
+    @property
+    def executable(self) -> bool:
+        return bool(self.flags & SHF_EXECINSTR) and self.type == "SHT_PROGBITS"
+
+
+def _is_data_section(name: str) -> bool:
+    return any(name == p or name.startswith(p + ".") for p in _DATA_PREFIXES)
+
+
+class _Reader:
+    def __init__(self, data: bytes, path: str) -> None:
+        self.data = data
+        self.path = path
+        self.sections: list[_Section] = []
+        self.symbols: list[Symbol] = []
+        self.links: dict[int, dict[int, Link]] = {}  # section → insn/byte offset → relocation
+        self.roles: dict[int, str] = {}
+        self.btf: Btf | None = None
+        self.ext: BtfExt | None = None
+        self.maps: dict[str, MapSpec] = {}
+        self.map_at: dict[tuple[int, int], str] = {}  # (section, offset) → map name
+        self.variables: dict[str, Variable] = {}
+
+    # -- ELF structure ---------------------------------------------------------------------------
+
+    def read(self) -> ObjectSpec:
+        self._elf_header()
+        self._section_headers()
+        self._symbols()
+        self._btf()
+        license_ = self._license()
+        version = self._version()
+        self._relocations()
+        self._legacy_maps()
+        self._btf_maps()
+        self._data_maps()
+        programs = self._programs(license_, version)
+        for section in self.sections:
+            self.roles.setdefault(section.index, self._default_role(section))
+        infos = [
+            SectionInfo(s.index, s.name, s.type.replace("SHT_", ""), s.size, self.roles[s.index])
+            for s in self.sections
+        ]
+        return ObjectSpec(
+            path=self.path,
+            programs=programs,
+            maps=self.maps,
+            license=license_,
+            kernel_version=version,
+            btf=self.btf,
+            variables=self.variables,
+            sections=infos,
+            byteorder=sys.byteorder,
+            section_sizes={s.name: s.size for s in self.sections if not s.executable},
+            symbol_offsets={
+                sym.name: sym.value
+                for sym in self.symbols
+                if sym.type == STT_OBJECT and 0 < sym.section < len(self.sections)
+            },
+        )
+
+    def _elf_header(self) -> None:
+        data = self.data
+        if len(data) < 64 or data[:4] != b"\x7fELF":
+            raise ElfError("not an ELF file", "ELF header", 0)
+        if data[4] != 2:
+            raise ElfError("not a 64-bit ELF object (BPF objects are ELF64)", "ELF header", 4)
+        if data[5] != (1 if sys.byteorder == "little" else 2):
+            raise ElfError(
+                f"byte order differs from this {sys.byteorder}-endian machine", "ELF header", 5
+            )
+        self.endian = "<" if sys.byteorder == "little" else ">"
+        e_type, e_machine = struct.unpack_from(self.endian + "HH", data, 16)
+        if e_machine != EM_BPF:
+            raise ElfError(
+                f"not a BPF object (e_machine {e_machine}, expected EM_BPF=247)", "ELF header", 18
+            )
+        if e_type != 1:
+            raise ElfError(
+                f"not a relocatable object (e_type {e_type}; expected ET_REL)", "ELF header", 16
+            )
+        e_shoff = struct.unpack_from(self.endian + "Q", data, 40)[0]
+        e_shentsize, e_shnum, e_shstrndx = struct.unpack_from(self.endian + "HHH", data, 58)
+        if e_shentsize != 64:
+            raise ElfError(f"section header size {e_shentsize}, expected 64", "ELF header", 58)
+        if e_shnum == 0 or e_shoff == 0:
+            raise ElfError("no section headers (or extended numbering)", "ELF header", 60)
+        if e_shoff + e_shnum * 64 > len(data):
+            raise ElfError(
+                f"{e_shnum} section headers run past the end of the file", "ELF header", 40
+            )
+        if e_shstrndx >= e_shnum:
+            raise ElfError(f"section name table index {e_shstrndx} out of range", "ELF header", 62)
+        self.shnum, self.shoff = e_shnum, e_shoff
+        try:
+            from elftools.elf.elffile import ELFFile
+
+            self.elf = ELFFile(io.BytesIO(data))
+        except Exception as err:  # pyelftools raises many kinds; all mean "malformed"
+            raise ElfError(f"unreadable ELF header: {err}", "ELF header", 0) from None
+
+    def _section_headers(self) -> None:
+        for index in range(self.shnum):
+            at = self.shoff + index * 64
+            try:
+                section = self.elf.get_section(index)
+                header, name = section.header, section.name
+            except Exception as err:  # pyelftools: bad name offsets, bad links, short reads
+                raise ElfError(
+                    f"unreadable section header {index}: {err}", f"#{index}", at
+                ) from None
+            self._add_section(index, name, header, at)
+
+    def _add_section(self, index: int, name: str, h: Any, at: int) -> None:
+        # ``h`` is pyelftools' parsed header (a construct Container).
+        sh_type = h["sh_type"]
+        sh_type = sh_type if isinstance(sh_type, str) else f"SHT_{sh_type:#x}"
+        flags, offset, size = h["sh_flags"], h["sh_offset"], h["sh_size"]
+        if flags & SHF_COMPRESSED:
+            raise ElfError("compressed sections are not supported", name, offset)
+        if sh_type in ("SHT_NOBITS", "SHT_NULL"):
+            data = b""
+        else:
+            if offset + size > len(self.data):
+                raise ElfError(f"{size} bytes run past the end of the file", name, offset)
+            data = self.data[offset : offset + size]
+        link_, info, entsize = h["sh_link"], h["sh_info"], h["sh_entsize"]
+        self.sections.append(
+            _Section(index, name, sh_type, flags, offset, size, link_, info, entsize, data)
+        )
+
+    def _section(self, index: int, user: str, offset: int | None = None) -> _Section:
+        if not 0 <= index < len(self.sections):
+            raise ElfError(f"refers to section {index}, which does not exist", user, offset)
+        return self.sections[index]
+
+    def _string(self, table: _Section, offset: int, user: str) -> str:
+        data = table.data
+        end = data.find(b"\0", offset)
+        if offset >= len(data) or end < 0:
+            raise ElfError(f"string offset {offset} outside {table.name!r}", user, offset)
+        return data[offset:end].decode("utf-8", errors="replace")
+
+    def _symbols(self) -> None:
+        tables = [s for s in self.sections if s.type == "SHT_SYMTAB"]
+        if len(tables) != 1:
+            raise ElfError(f"expected one symbol table, found {len(tables)}", ".symtab")
+        symtab = tables[0]
+        self.roles[symtab.index] = "symbols"
+        if symtab.entsize != 24 or symtab.size % 24:
+            raise ElfError(f"symbol size {symtab.entsize}, expected 24", symtab.name, symtab.offset)
+        strtab = self._section(symtab.link, symtab.name)
+        if strtab.type != "SHT_STRTAB":
+            raise ElfError("symbol names are not in a string table", symtab.name)
+        self.roles[strtab.index] = "strings"
+        fmt = self.endian + "IBBHQQ"
+        for i, (name_off, info, _other, shndx, value, size) in enumerate(
+            struct.iter_unpack(fmt, symtab.data)
+        ):
+            name = self._string(strtab, name_off, symtab.name) if name_off else ""
+            if shndx != SHN_UNDEF and shndx < SHN_LORESERVE and shndx >= len(self.sections):
+                raise ElfError(
+                    f"symbol {name!r} in section {shndx}, which does not exist", symtab.name, i * 24
+                )
+            if not name and info & 0xF == STT_SECTION and shndx < len(self.sections):
+                name = self.sections[shndx].name
+            self.symbols.append(Symbol(i, name, info & 0xF, info >> 4, shndx, value, size))
+
+    def _symbols_in(self, section: int, *types: int) -> list[Symbol]:
+        return sorted(
+            (s for s in self.symbols if s.section == section and s.type in types and s.name),
+            key=lambda s: s.value,
+        )
+
+    def _btf(self) -> None:
+        for section in self.sections:
+            if section.name == ".BTF":
+                self.btf = btf_module.parse(section.data, ".BTF")
+                self.roles[section.index] = "BTF"
+        for section in self.sections:
+            if section.name == ".BTF.ext":
+                self.roles[section.index] = "BTF.ext"
+                if self.btf is not None:
+                    self.ext = btf_module.parse_ext(section.data, self.btf)
+
+    def _license(self) -> str:
+        for section in self.sections:
+            if section.name == "license":
+                self.roles[section.index] = "license"
+                return section.data.split(b"\0", 1)[0].decode("utf-8", errors="replace")
+        return ""
+
+    def _version(self) -> int:
+        for section in self.sections:
+            if section.name == "version":
+                self.roles[section.index] = "version"
+                if len(section.data) != 4:
+                    raise ElfError(
+                        f"kernel version is {len(section.data)} bytes, expected 4", "version"
+                    )
+                return int(struct.unpack(self.endian + "I", section.data)[0])
+        return 0
+
+    def _relocations(self) -> None:
+        for rel in self.sections:
+            if rel.type == "SHT_RELA":
+                raise ElfError("RELA relocations are not used by BPF objects", rel.name, rel.offset)
+            if rel.type != "SHT_REL":
+                continue
+            self.roles[rel.index] = "relocations"
+            target = self._section(rel.info, rel.name)
+            if target.name.startswith(_IGNORED_PREFIXES) or target.name in (".BTF", ".BTF.ext"):
+                continue  # debug info relocations matter to debuggers only
+            if rel.entsize != 16 or rel.size % 16:
+                raise ElfError(f"relocation size {rel.entsize}, expected 16", rel.name, rel.offset)
+            links = self.links.setdefault(target.index, {})
+            for i, (offset, info) in enumerate(struct.iter_unpack(self.endian + "QQ", rel.data)):
+                at = rel.offset + 16 * i
+                sym_index, kind = info >> 32, info & 0xFFFFFFFF
+                if sym_index >= len(self.symbols):
+                    raise ElfError(
+                        f"relocation names symbol {sym_index}, which does not exist", rel.name, at
+                    )
+                symbol = self.symbols[sym_index]
+                if kind not in (
+                    R_BPF_64_64,
+                    R_BPF_64_ABS64,
+                    R_BPF_64_ABS32,
+                    R_BPF_64_NODYLD32,
+                    R_BPF_64_32,
+                ):
+                    raise ElfError(f"unknown relocation type {kind}", rel.name, at)
+                if offset % 8 or offset + 8 > target.size:
+                    raise ElfError(
+                        f"relocation offset {offset:#x} outside {target.name!r}", rel.name, at
+                    )
+                links[offset] = self._resolve(symbol, rel.name, at)
+
+    def _resolve(self, symbol: Symbol, user: str, at: int) -> Link:
+        # What a relocation's symbol is: a map, global data, code, or something unsupported.
+        if symbol.section == SHN_UNDEF:
+            return Link(symbol, "extern", symbol.name)
+        if symbol.section >= SHN_LORESERVE:
+            raise ElfError(f"symbol {symbol.name!r} is not in a section", user, at)
+        section = self.sections[symbol.section]
+        if section.executable:
+            return Link(symbol, "code", section.name, section.index, symbol.value)
+        if section.name == "maps" or section.name.startswith("maps/") or section.name == ".maps":
+            return Link(symbol, "map", "", section.index, symbol.value)
+        if _is_data_section(section.name):
+            return Link(symbol, "data", section.name, section.index, symbol.value)
+        raise ElfError(
+            f"reference to {symbol.name!r} in section {section.name!r}, which is neither code, "
+            "maps nor global data",
+            user,
+            at,
+        )
+
+    # -- maps ------------------------------------------------------------------------------------
+
+    def _add_map(self, spec: MapSpec, section: int, offset: int) -> None:
+        if spec.name in self.maps:
+            raise ElfError(f"map {spec.name!r} is defined twice", spec.section, offset)
+        self.maps[spec.name] = spec
+        self.map_at[(section, offset)] = spec.name
+
+    def _legacy_maps(self) -> None:
+        for section in self.sections:
+            if section.name.startswith("maps/"):
+                self.roles[section.index] = "maps (gobpf bpf_map_def)"
+                if section.size != GOBPF_MAP_DEF_SIZE:
+                    raise ElfError(
+                        f"map definition is {section.size} bytes; expected one {GOBPF_LAYOUT} per "
+                        "'maps/NAME' section",
+                        section.name,
+                        0,
+                    )
+                words = struct.unpack_from(self.endian + "6I", section.data, 0)
+                namespace = section.data[24:280].split(b"\0", 1)[0].decode("utf-8", "replace")
+                name = section.name[len("maps/") :]
+                syms = self._symbols_in(section.index, STT_OBJECT)
+                if len(syms) == 1 and syms[0].value == 0:
+                    name = syms[0].name
+                spec = MapSpec(
+                    name, words[0], words[1], words[2], words[3], words[4], section.name,
+                    pinning=words[5], namespace=namespace, layout="gobpf",
+                )  # fmt: skip
+                self._add_map(spec, section.index, 0)
+            elif section.name == "maps":
+                self.roles[section.index] = "maps (bpf_map_def)"
+                self._samples_maps(section)
+
+    def _samples_maps(self, section: _Section) -> None:
+        syms = [s for s in self._symbols_in(section.index, STT_OBJECT, 0) if s.type != STT_SECTION]
+        if not syms:
+            if section.size:
+                raise ElfError("map definitions without symbols", section.name, 0)
+            return
+        size = section.size // len(syms)
+        if section.size % len(syms) or size < 20:
+            raise ElfError(
+                f"{section.size} bytes do not divide into {len(syms)} map definitions of at least "
+                "20 bytes (struct bpf_map_def: type, key_size, value_size, max_entries, map_flags)",
+                section.name,
+                0,
+            )
+        for i, sym in enumerate(syms):
+            if sym.value != i * size:
+                raise ElfError(
+                    f"map {sym.name!r} is not at a multiple of {size}", section.name, sym.value
+                )
+            words = struct.unpack_from(self.endian + "5I", section.data, sym.value)
+            numa = 0
+            if size >= 28:
+                numa = struct.unpack_from(self.endian + "I", section.data, sym.value + 24)[0]
+            map_type, key_size, value_size, max_entries, flags = words
+            spec = MapSpec(
+                sym.name, map_type, key_size, value_size, max_entries, flags,
+                section="maps", layout="samples", numa_node=numa,
+            )  # fmt: skip
+            self._add_map(spec, section.index, sym.value)
+
+    def _btf_maps(self) -> None:
+        section = next((s for s in self.sections if s.name == ".maps"), None)
+        if section is None:
+            return
+        self.roles[section.index] = "maps (BTF)"
+        if self.btf is None:
+            raise ElfError("BTF-defined maps need the object's BTF: compile with clang -g", ".maps")
+        datasec = self.btf.find(".maps", "DATASEC")
+        if datasec is None:
+            raise ElfError("no BTF DATASEC describes the maps", ".maps")
+        symbols = {s.name: s for s in self._symbols_in(section.index, STT_OBJECT)}
+        links = self.links.get(section.index, {})
+        for entry in datasec.members:
+            var = self.btf.type(entry.type_id)
+            if var.kind != "VAR":
+                raise ElfError(f"DATASEC entry {entry.type_id} is a {var.kind}, not a VAR", ".BTF")
+            sym = symbols.get(var.name)
+            if sym is None:
+                raise ElfError(f"map {var.name!r} has no symbol", ".maps")
+            spec = self._btf_map_def(var.name, var.type_id, 0)
+            # Initial contents of a map-in-map: relocations on the "values" array.
+            values_offset = self._member_offset(var.type_id, "values")
+            if values_offset is not None:
+                for offset, reloc in links.items():
+                    slot, rem = divmod(offset - sym.value - values_offset, 8)
+                    if (
+                        offset >= sym.value + values_offset
+                        and not rem
+                        and offset < sym.value + sym.size
+                    ):
+                        spec.initial_slots[slot] = reloc.symbol.name
+            self._add_map(spec, section.index, sym.value)
+
+    def _member_offset(self, type_id: int, name: str) -> int | None:
+        assert self.btf is not None
+        t = self.btf.skip_modifiers(type_id)
+        for m in t.members:
+            if m.name == name:
+                return m.offset // 8
+        return None
+
+    def _btf_map_def(self, name: str, type_id: int, depth: int) -> MapSpec:
+        btf = self.btf
+        assert btf is not None
+        where = ".maps"
+        t = btf.skip_modifiers(type_id)
+        if t.kind != "STRUCT":
+            raise ElfError(f"map {name!r} is a {t.kind}, not a struct", where)
+        spec = MapSpec(name, 0, 0, 0, 0, section=".maps", layout="btf", btf=btf)
+        for member in t.members:
+            target = btf.skip_modifiers(member.type_id)
+            if member.name in ("type", "max_entries", "map_flags", "numa_node", "pinning",
+                               "key_size", "value_size", "map_extra"):  # fmt: skip
+                value = self._btf_uint(name, member.name, target)
+                if member.name == "type":
+                    spec.type = value
+                elif member.name == "map_flags":
+                    spec.flags = value
+                else:
+                    setattr(spec, member.name, value)
+            elif member.name in ("key", "value"):
+                if target.kind != "PTR":
+                    raise ElfError(f"map {name!r}: {member.name} must be a pointer (__type)", where)
+                size = btf.size_of(target.type_id)
+                setattr(spec, f"{member.name}_size", size)
+                setattr(spec, f"{member.name}_type_id", target.type_id)
+            elif member.name == "values":
+                if depth > 0:
+                    raise ElfError(f"map {name!r}: maps nest only one level deep", where)
+                if target.kind != "ARRAY":
+                    raise ElfError(f"map {name!r}: values must be an array (__array)", where)
+                pointer = btf.skip_modifiers(target.type_id)
+                if pointer.kind != "PTR":
+                    raise ElfError(f"map {name!r}: values must hold pointers", where)
+                inner_type = btf.skip_modifiers(pointer.type_id)
+                if inner_type.kind == "STRUCT" and spec.type in (
+                    MapType.ARRAY_OF_MAPS,
+                    MapType.HASH_OF_MAPS,
+                    0,
+                ):
+                    spec.inner = self._btf_map_def(f"{name}.inner", pointer.type_id, depth + 1)
+                    spec.value_size = 4
+                # for a program array, the values are programs: nothing to lay out
+            else:
+                raise ElfError(f"map {name!r}: unknown field {member.name!r}", where)
+        if spec.type in (MapType.ARRAY_OF_MAPS, MapType.HASH_OF_MAPS) and spec.inner is None:
+            raise ElfError(f"map-in-map {name!r} needs an inner map (__array(values, ...))", where)
+        return spec
+
+    def _btf_uint(self, name: str, field: str, target: object) -> int:
+        # __uint(field, N) is "int (*field)[N]": a pointer to an array of N elements.
+        assert self.btf is not None
+        t = target
+        if getattr(t, "kind", "") == "PTR":
+            array = self.btf.skip_modifiers(t.type_id)  # type: ignore[attr-defined]
+            if array.kind == "ARRAY":
+                return array.nelems
+        raise ElfError(f"map {name!r}: {field} must be declared with __uint()", ".maps")
+
+    def _data_maps(self) -> None:
+        for section in self.sections:
+            if not _is_data_section(section.name) or section.executable:
+                continue
+            if section.type not in ("SHT_PROGBITS", "SHT_NOBITS"):
+                continue
+            self.roles[section.index] = "global data"
+            if section.size > MAX_DATA_SIZE:
+                raise ElfError(
+                    f"{section.size} bytes of global data exceed {MAX_DATA_SIZE}", section.name
+                )
+            if section.size == 0:
+                continue
+            readonly = section.name.startswith(".rodata")
+            spec = MapSpec(
+                section.name, MapType.ARRAY, 4, section.size, 1, section=section.name,
+                layout="data", readonly=readonly, btf=self.btf,
+                data=section.data if section.type == "SHT_PROGBITS" else None,
+            )  # fmt: skip
+            self._add_map(spec, section.index, 0)
+            self._variables(section)
+
+    def _variables(self, section: _Section) -> None:
+        types: dict[str, int] = {}
+        if self.btf is not None:
+            datasec = self.btf.find(section.name, "DATASEC")
+            for entry in datasec.members if datasec else ():
+                var_type = self.btf.type(entry.type_id)
+                if var_type.kind == "VAR":
+                    types[var_type.name] = var_type.type_id
+        for sym in self._symbols_in(section.index, STT_OBJECT):
+            if sym.value + sym.size > section.size:
+                raise ElfError(
+                    f"variable {sym.name!r} runs past its section", section.name, sym.value
+                )
+            type_id, signed, integer = types.get(sym.name, 0), False, True
+            if type_id and self.btf is not None:
+                t = self.btf.skip_modifiers(type_id)
+                integer = t.kind in ("INT", "ENUM", "ENUM64", "PTR")
+                signed = (t.kind == "INT" and t.signed) or (
+                    t.kind.startswith("ENUM") and t.kind_flag
+                )
+            var = Variable(sym.name, section.name, sym.value, sym.size, type_id, signed, integer)
+            self.variables[sym.name] = var
+            self.maps[section.name].variables.append(var)
+
+    # -- programs --------------------------------------------------------------------------------
+
+    def _functions(self) -> dict[int, list[Function]]:
+        by_section: dict[int, list[Function]] = {}
+        for section in self.sections:
+            if not section.executable or section.size == 0:
+                continue
+            if section.size % 8:
+                raise ElfError(f"code size {section.size} is not a multiple of 8", section.name, 0)
+            total = section.size // 8
+            syms = self._symbols_in(section.index, STT_FUNC)
+            links = {off // 8: link_ for off, link_ in self.links.get(section.index, {}).items()}
+            functions = []
+            if not syms:
+                name = section.name.replace("/", "_")
+                functions.append(
+                    Function(name, section.index, section.name, 0, total, section.data, links)
+                )
+            for sym in syms:
+                if (
+                    sym.value % 8
+                    or sym.size % 8
+                    or sym.size == 0
+                    or sym.value + sym.size > section.size
+                ):
+                    raise ElfError(
+                        f"function {sym.name!r} has a bad extent", section.name, sym.value
+                    )
+                start, count = sym.value // 8, sym.size // 8
+                if functions and functions[-1].start + functions[-1].count > start:
+                    raise ElfError(
+                        f"function {sym.name!r} overlaps another", section.name, sym.value
+                    )
+                functions.append(
+                    Function(
+                        sym.name, section.index, section.name, start, count, section.data, links
+                    )
+                )
+            by_section[section.index] = functions
+        return by_section
+
+    def _programs(self, license_: str, version: int) -> dict[str, ProgramSpec]:
+        # Resolve map references to map names now that every map is known.
+        for links in self.links.values():
+            for offset, link_ in list(links.items()):
+                if link_.kind == "map":
+                    name = self.map_at.get((link_.section, link_.offset))
+                    if name is None:
+                        raise ElfError(
+                            f"reference to {link_.symbol.name!r}: no map at offset {link_.offset}",
+                            self.sections[link_.section].name,
+                        )
+                    links[offset] = Link(link_.symbol, "map", name, link_.section, link_.offset)
+                elif link_.kind == "data" and self.sections[link_.section].size == 0:
+                    raise ElfError(
+                        f"reference to {link_.symbol.name!r} in an empty section", link_.target
+                    )
+
+        by_section = self._functions()
+        starts = {index: [f.start for f in fns] for index, fns in by_section.items()}
+
+        def find(section: int, insn: int) -> Function | None:
+            fns = by_section.get(section)
+            if not fns:
+                return None
+            i = bisect_right(starts[section], insn) - 1
+            if i >= 0 and fns[i].start <= insn < fns[i].start + fns[i].count:
+                return fns[i]
+            return None
+
+        ext = self.ext
+
+        def func_info(name: str) -> list[FuncInfo]:
+            return ext.func_info.get(name, []) if ext else []
+
+        def line_info(name: str) -> list[LineInfo]:
+            return ext.line_info.get(name, []) if ext else []
+
+        for index in by_section:
+            section = self.sections[index]
+            self.roles[index] = "subprograms" if section.name == ".text" else "program"
+
+        programs: dict[str, ProgramSpec] = {}
+        for index, fns in by_section.items():
+            section = self.sections[index]
+            if section.name == ".text":
+                continue
+            kind = classify(section.name)
+            for fn in fns:
+                code = link(fn, find, func_info, line_info, self.endian)
+                if fn.name in programs:
+                    raise ElfError(f"program {fn.name!r} is defined twice", section.name)
+                programs[fn.name] = ProgramSpec(
+                    name=fn.name,
+                    section=section.name,
+                    type=kind.prog_type,
+                    expected_attach_type=kind.expected_attach_type,
+                    attach_kind=kind.attach_kind,
+                    attach_target=kind.attach_target,
+                    instructions=code.instructions,
+                    references=code.references,
+                    license=license_,
+                    kernel_version=version,
+                    func_info=code.func_info,
+                    line_info=code.line_info,
+                    functions=code.functions,
+                    btf=self.btf,
+                )
+        return programs
+
+    def _default_role(self, section: _Section) -> str:
+        if section.type == "SHT_NULL":
+            return ""
+        if section.type == "SHT_STRTAB":
+            return "strings"
+        if section.name.startswith(_IGNORED_PREFIXES):
+            return "debug info (ignored)"
+        if section.type == "SHT_LLVM_ADDRSIG" or section.type.startswith("SHT_0x"):
+            return "ignored"
+        return "ignored (not code, maps or data)"
+
+
+def version_code(release: str) -> int:
+    """``LINUX_VERSION_CODE`` of a kernel release string such as ``"6.18.0-1-amd64"``."""
+    parts = []
+    for piece in release.split("-")[0].split(".")[:3]:
+        digits = "".join(ch for ch in piece if ch.isdigit())
+        parts.append(int(digits) if digits else 0)
+    while len(parts) < 3:
+        parts.append(0)
+    major, minor, patch = parts
+    return (major << 16) | (minor << 8) | min(patch, 255)
+
+
+__all__ += ["KERNEL_VERSION_CURRENT", "version_code"]

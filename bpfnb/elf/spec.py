@@ -1,0 +1,322 @@
+"""What an object file holds, as pure data: :class:`ObjectSpec`, :class:`ProgramSpec`,
+:class:`MapSpec`. Nothing here touches the kernel."""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Iterator, MutableMapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from bpfnb.elf.btf import Btf, FuncInfo, LineInfo
+from bpfnb.sys.constants import MapType, ProgType
+
+if TYPE_CHECKING:
+    from bpfnb.frames import Layout
+
+__all__ = [
+    "Constants",
+    "MapSpec",
+    "ObjectSpec",
+    "ProgramSpec",
+    "Reference",
+    "SectionInfo",
+    "Variable",
+]
+
+# gobpf's ``version`` value meaning "the running kernel".
+KERNEL_VERSION_CURRENT = 0xFFFFFFFE
+
+# Global-data maps (``.rodata``, ``.data``, ``.bss``) larger than this are refused: the kernel
+# caps an array's value size near there, and it keeps a hostile size field from allocating.
+MAX_DATA_SIZE = 1 << 24
+
+
+@dataclass(frozen=True)
+class Reference:
+    """An instruction that refers to a map (``kind="map"``) or into global data (``"data"``).
+
+    ``insn`` indexes the program's linked instructions; ``offset`` is the byte offset into the
+    data map's value.
+    """
+
+    insn: int
+    kind: str
+    map: str
+    offset: int = 0
+
+
+@dataclass(frozen=True)
+class Variable:
+    """A global variable: where it lives in a data map, and its BTF type (0 when unknown)."""
+
+    name: str
+    map: str
+    offset: int
+    size: int
+    type_id: int = 0
+    signed: bool = False
+    integer: bool = True
+
+
+@dataclass
+class MapSpec:
+    """A map to create: what ``bpf_map_def``, a ``.maps`` definition or a data section says."""
+
+    name: str
+    type: int
+    key_size: int
+    value_size: int
+    max_entries: int
+    flags: int = 0
+    section: str = ""
+    # gobpf: PIN_NONE=0, PIN_OBJECT_NS=1, PIN_GLOBAL_NS=2, PIN_CUSTOM_NS=3 (with ``namespace``);
+    # libbpf ``.maps``: LIBBPF_PIN_NONE=0, LIBBPF_PIN_BY_NAME=1. ``layout`` says which.
+    pinning: int = 0
+    namespace: str = ""
+    layout: str = ""  # "gobpf", "samples", "btf" or "data"
+    numa_node: int = 0
+    map_extra: int = 0
+    inner: MapSpec | None = None
+    # map-in-map: slot → name of the map that fills it at load.
+    initial_slots: dict[int, str] = field(default_factory=dict)
+    # Global data: the initial value (None for .bss: zeros), and whether it is frozen.
+    data: bytes | None = None
+    readonly: bool = False
+    btf: Btf | None = field(default=None, repr=False)
+    key_type_id: int = 0
+    value_type_id: int = 0
+    # Global data: the variables it holds, by offset.
+    variables: list[Variable] = field(default_factory=list, repr=False)
+
+    @property
+    def type_name(self) -> str:
+        try:
+            return MapType(self.type).name.lower()
+        except ValueError:
+            return f"type {self.type}"
+
+    @property
+    def key_type_name(self) -> str:
+        return _c_name(self.btf, self.key_type_id, self.key_size)
+
+    @property
+    def value_type_name(self) -> str:
+        if self.layout == "data":
+            return f"{self.section} ({self.value_size} bytes)"
+        return _c_name(self.btf, self.value_type_id, self.value_size)
+
+    @property
+    def key_layout(self) -> Layout:
+        """The key as a :class:`bpfnb.frames.Layout` (from BTF, or from its size)."""
+        from bpfnb.elf.btf_layout import layout_for
+
+        return layout_for(self.btf, self.key_type_id, self.key_size)
+
+    @property
+    def value_layout(self) -> Layout:
+        """The value as a :class:`bpfnb.frames.Layout` (from BTF, or from its size)."""
+        from bpfnb.elf.btf_layout import data_layout, layout_for
+
+        if self.layout == "data":
+            return data_layout(self.btf, self.section, self.variables, self.value_size)
+        return layout_for(self.btf, self.value_type_id, self.value_size)
+
+
+def _c_name(btf: Btf | None, type_id: int, size: int) -> str:
+    if btf is not None and type_id:
+        return btf.type_name(type_id)
+    from bpfnb.elf.btf_layout import raw_layout
+
+    return raw_layout(size).type_name
+
+
+@dataclass
+class ProgramSpec:
+    """A program, linked with the subprograms it calls, waiting for map fds."""
+
+    name: str
+    section: str
+    type: ProgType
+    expected_attach_type: int
+    attach_kind: str
+    attach_target: str
+    instructions: bytes
+    references: list[Reference] = field(default_factory=list)
+    license: str = ""
+    kernel_version: int = 0
+    func_info: list[FuncInfo] = field(default_factory=list)
+    line_info: list[LineInfo] = field(default_factory=list)
+    # Linked function starts (instruction index → function name), for labels and calls.
+    functions: dict[int, str] = field(default_factory=dict)
+    btf: Btf | None = field(default=None, repr=False)
+
+    @property
+    def type_name(self) -> str:
+        return self.type.name.lower()
+
+    def __len__(self) -> int:
+        """Number of 8-byte instruction slots."""
+        return len(self.instructions) // 8
+
+    def disassemble(self) -> str:
+        """Readable eBPF assembly: map names at map loads, helper names, labels for jumps."""
+        from bpfnb.elf.asm import disassemble
+
+        return disassemble(self)
+
+    def source_line(self, insn: int) -> LineInfo | None:
+        """The C line of instruction ``insn``, when the object has line info."""
+        best = None
+        for info in self.line_info:
+            if info.insn <= insn:
+                best = info
+            else:
+                break
+        return best
+
+
+@dataclass(frozen=True)
+class SectionInfo:
+    """One ELF section and what the reader made of it (``role``)."""
+
+    index: int
+    name: str
+    type: str
+    size: int
+    role: str
+
+
+class Constants(MutableMapping[str, object]):
+    """``const volatile`` globals (in ``.rodata``), readable and settable before load.
+
+    Integers read and write as ``int``; anything else as ``bytes`` of its exact size.
+    """
+
+    def __init__(self, spec: ObjectSpec) -> None:
+        self._spec = spec
+
+    def _variables(self) -> dict[str, Variable]:
+        return {
+            name: var
+            for name, var in self._spec.variables.items()
+            if self._spec.maps[var.map].readonly
+        }
+
+    def _variable(self, name: str) -> Variable:
+        found = self._variables().get(name)
+        if found is None:
+            known = ", ".join(sorted(self._variables())) or "none"
+            raise KeyError(f"no constant {name!r} in .rodata (constants: {known})")
+        return found
+
+    def __getitem__(self, name: str) -> object:
+        var = self._variable(name)
+        data = self._spec.maps[var.map].data or bytes(self._spec.maps[var.map].value_size)
+        raw = data[var.offset : var.offset + var.size]
+        if var.integer and var.size in (1, 2, 4, 8):
+            if self._spec.byteorder == "big":
+                return int.from_bytes(raw, "big", signed=var.signed)
+            return int.from_bytes(raw, "little", signed=var.signed)
+        return raw
+
+    def __setitem__(self, name: str, value: object) -> None:
+        var = self._variable(name)
+        m = self._spec.maps[var.map]
+        m.data = encode_value(var, value, m.data or bytes(m.value_size), self._spec.byteorder)
+
+    def __delitem__(self, name: str) -> None:
+        raise TypeError("constants cannot be deleted; set them instead")
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._variables())
+
+    def __len__(self) -> int:
+        return len(self._variables())
+
+    def __repr__(self) -> str:
+        return "Constants(" + ", ".join(f"{k}={self[k]!r}" for k in self) + ")"
+
+
+def encode_value(var: Variable, value: object, data: bytes, byteorder: str) -> bytes:
+    """``data`` with ``var`` set to ``value`` (an int, or bytes of the variable's size)."""
+    if isinstance(value, bool):
+        value = int(value)
+    if isinstance(value, int):
+        if not var.integer or var.size not in (1, 2, 4, 8):
+            raise TypeError(f"{var.name} is not an integer; give bytes of size {var.size}")
+        low = -(1 << (8 * var.size - 1)) if var.signed else 0
+        high = (1 << (8 * var.size - (1 if var.signed else 0))) - 1
+        if not low <= value <= high:
+            raise ValueError(f"{var.name}: {value} does not fit in {var.size} bytes")
+        raw = value.to_bytes(var.size, byteorder, signed=var.signed)  # type: ignore[arg-type]
+    elif isinstance(value, (bytes, bytearray)):
+        if len(value) > var.size:
+            raise ValueError(f"{var.name}: {len(value)} bytes do not fit in {var.size}")
+        raw = bytes(value).ljust(var.size, b"\0")
+    elif isinstance(value, str):
+        return encode_value(var, value.encode(), data, byteorder)
+    else:
+        raise TypeError(f"{var.name}: cannot store a {type(value).__name__}")
+    return data[: var.offset] + raw + data[var.offset + var.size :]
+
+
+@dataclass
+class ObjectSpec:
+    """Everything an ELF object holds, as plain data (see :func:`bpfnb.elf.read`)."""
+
+    path: str
+    programs: dict[str, ProgramSpec]
+    maps: dict[str, MapSpec]
+    license: str = ""
+    kernel_version: int = 0
+    btf: Btf | None = field(default=None, repr=False)
+    variables: dict[str, Variable] = field(default_factory=dict)
+    sections: list[SectionInfo] = field(default_factory=list)
+    byteorder: str = "little"
+    # For the kernel's copy of the BTF: data section sizes, and global symbols' offsets.
+    section_sizes: dict[str, int] = field(default_factory=dict, repr=False)
+    symbol_offsets: dict[str, int] = field(default_factory=dict, repr=False)
+
+    @property
+    def constants(self) -> Constants:
+        """``const volatile`` globals by name; set them before :func:`bpfnb.elf.load`."""
+        return Constants(self)
+
+    @property
+    def data_maps(self) -> dict[str, MapSpec]:
+        """The global-data maps (``.rodata*``, ``.data*``, ``.bss*``)."""
+        return {name: m for name, m in self.maps.items() if m.layout == "data"}
+
+    def __repr__(self) -> str:
+        return (
+            f"ObjectSpec({self.path!r}, programs={list(self.programs)}, maps={list(self.maps)}, "
+            f"license={self.license!r})"
+        )
+
+    def _repr_html_(self) -> str:
+        import html
+
+        esc = html.escape
+        rows = "".join(
+            f"<tr><td><code>{esc(p.name)}</code></td><td><code>{esc(p.section)}</code></td>"
+            f"<td>{esc(p.type_name)}</td><td>{len(p)}</td></tr>"
+            for p in self.programs.values()
+        )
+        maps = "".join(
+            f"<tr><td><code>{esc(m.name)}</code></td><td>{esc(m.type_name)}</td>"
+            f"<td>{esc(m.key_type_name)}</td><td>{esc(m.value_type_name)}</td>"
+            f"<td>{m.max_entries}</td></tr>"
+            for m in self.maps.values()
+        )
+        return (
+            f"<div><b>ObjectSpec</b> <code>{esc(self.path)}</code> (license {esc(self.license)})"
+            "<table><tr><th>program</th><th>section</th><th>type</th><th>insns</th></tr>"
+            f"{rows}</table><table><tr><th>map</th><th>type</th><th>key</th><th>value</th>"
+            f"<th>max entries</th></tr>{maps}</table></div>"
+        )
+
+
+def unpack_words(data: bytes, count: int, endian: str) -> tuple[int, ...]:
+    """``count`` u32 words from the start of ``data``."""
+    return struct.unpack_from(f"{endian}{count}I", data, 0)
