@@ -2,8 +2,9 @@
 
 from typing import Any
 
-from bpfnb import errors
+from bpfnb import elf, errors
 from bpfnb.bcc.program import compile
+from bpfnb.elf import load_elf
 from bpfnb.errors import (
     AttachError,
     BpfError,
@@ -49,7 +50,9 @@ __all__ = [
     "PrivilegeError",
     "VerifierError",
     "compile",
+    "elf",
     "errors",
+    "load_elf",
     "load_ipython_extension",
     "unload_ipython_extension",
 ]
