@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import time
 import weakref
 from typing import Any
@@ -210,7 +211,7 @@ class LiveView(widgets.VBox):
                     self.refresh()
                 except Exception as err:  # noqa: BLE001 - shown in the status line, not raised
                     # A task exception would print into whichever cell runs next; show it here.
-                    self._halt(f"error: {type(err).__name__}: {err}")
+                    self._halt(_failure(err))
                     return
                 if not self._running:
                     return
@@ -239,7 +240,7 @@ class LiveView(widgets.VBox):
 
     def _watch_owner(self, owner: Any) -> None:
         if owner is None:
-            owner = getattr(self.source, "owner", None)
+            owner = getattr(self.source, "owner", None) or _session_owner(self.source)
         if owner is not None and hasattr(owner, "on_close_weak"):
             owner.on_close_weak(self, "_source_closed_callback")
 
@@ -292,6 +293,30 @@ def _current_task() -> asyncio.Task[Any] | None:
         return asyncio.current_task()
     except RuntimeError:
         return None
+
+
+def _failure(err: Exception) -> str:
+    # EBADF: the map's fd went away under the view (its object closed without telling it).
+    if isinstance(err, OSError) and err.errno == errno.EBADF:
+        return "source closed"
+    return f"error: {type(err).__name__}: {err}"
+
+
+def _session_owner(source: Any) -> Any:
+    """The ``%%bpf`` object of this shell's session that holds ``source`` as one of its maps."""
+    shell = _shell()
+    if shell is None:
+        return None
+    from bpfnb.session import session_for
+
+    try:
+        objects = list(session_for(shell).objects.values())
+    except Exception:  # noqa: BLE001 - not a full IPython shell: no session to look in
+        return None
+    for obj in objects:
+        if any(m is source for m in getattr(obj, "maps", {}).values()):
+            return obj
+    return None
 
 
 def _source_closed(source: Any) -> bool:

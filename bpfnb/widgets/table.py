@@ -71,7 +71,9 @@ class LiveTable(LiveView):
         if sort_by is not None:
             if sort_by not in frame.columns:
                 raise KeyError(f"sort_by={sort_by!r}: no such column in {list(frame.columns)}")
-            frame = _sorted(frame, sort_by, keys, self.ascending)
+            # Equal changes (all of them, at the first refresh) fall back to the value's order.
+            then = sort_by[len(DELTA) :] if sort_by.startswith(DELTA) else None
+            frame = _sorted(frame, sort_by, keys, self.ascending, then)
         if self.top is not None:
             frame = frame.head(self.top)
         return frame.reset_index(drop=True)
@@ -108,12 +110,17 @@ def _scalars(column: pd.Series) -> bool:
     return all(isinstance(v, (str, int, float, bytes)) for v in column.head(1))
 
 
-def _sorted(frame: pd.DataFrame, by: str, keys: list[str], ascending: bool) -> pd.DataFrame:
+def _sorted(
+    frame: pd.DataFrame, by: str, keys: list[str], ascending: bool, then: str | None = None
+) -> pd.DataFrame:
     # Ties break by key so equal counts keep a stable, readable order between refreshes.
     ties = [k for k in keys if k != by and (frame[k].dtype != object or _scalars(frame[k]))]
+    order = [by] + ([then] if then is not None and then in frame.columns else [])
     try:
         return frame.sort_values(
-            [by, *ties], ascending=[ascending] + [True] * len(ties), kind="stable"
+            [*order, *ties],
+            ascending=[ascending] * len(order) + [True] * len(ties),
+            kind="stable",
         )
     except TypeError:
-        return frame.sort_values(by, ascending=ascending, kind="stable")
+        return frame.sort_values(order, ascending=ascending, kind="stable")

@@ -26,7 +26,7 @@ class FakeMap:
 
     def to_frame(self) -> pd.DataFrame:
         if self.fail:
-            raise OSError(9, "Bad file descriptor")
+            raise OSError(5, "Input/output error")
         return pd.DataFrame(
             {
                 "key": np.array(list(self.counts), dtype=np.uint32),
@@ -201,3 +201,21 @@ def test_repr_is_stable_text():
     view = LiveTable(FakeMap({1: 1}), sort_by="value", top=5)
     assert repr(view) == "LiveTable('counts', sort_by='value', top=5)"
     view.close()
+
+
+def test_a_vanished_fd_reads_as_a_closed_source():
+    class GoneMap(FakeMap):
+        def to_frame(self) -> pd.DataFrame:
+            if self.fail:
+                raise OSError(9, "Bad file descriptor")
+            return super().to_frame()
+
+    async def scenario() -> None:
+        source = GoneMap({1: 1})
+        view = LiveTable(source, interval=0.02)
+        source.fail = True
+        await wait_for(lambda: not view.running)
+        assert view._status.value.startswith("stopped (source closed)")
+        view.close()
+
+    asyncio.run(scenario())
