@@ -64,15 +64,17 @@ def load(
     spec_or_path: ObjectSpec | str | os.PathLike[str] | bytes,
     constants: Mapping[str, object] | None = None,
     pin_root: str | None = None,
+    pin_paths: Mapping[str, str] | None = None,
 ) -> BpfObject:
     """Create the maps and load the programs of an object (a path, bytes or a spec).
 
     ``constants`` sets ``const volatile`` globals by name before load. The spec itself is not
     changed. Maps whose spec asks for pinning are pinned under ``pin_root`` only when it is
-    given (see :func:`pin_path`).
+    given (see :mod:`bpfnb.elf.pinning`; ``pin_paths`` gives PIN_CUSTOM_NS maps their paths).
+    An existing pin is reused; ``obj.close(unpin=True)`` removes the object's pins.
     """
     spec = spec_or_path if isinstance(spec_or_path, ObjectSpec) else read(spec_or_path)
-    return _Loader(spec, dict(constants or {}), pin_root).load()
+    return _Loader(spec, dict(constants or {}), pin_root, pin_paths).load()
 
 
 def load_elf(
@@ -80,6 +82,7 @@ def load_elf(
     constants: Mapping[str, object] | None = None,
     attach: bool = True,
     pin_root: str | None = None,
+    pin_paths: Mapping[str, str] | None = None,
 ) -> BpfObject:
     """Load a clang-built BPF object; with ``attach``, attach each program by its section."""
     attach_object = _attach_hook() if attach else None
@@ -89,7 +92,7 @@ def load_elf(
             "attach=False and attach each program with bpfnb.link (e.g. "
             "bpfnb.link.attach_tracepoint(obj.programs[name].fd, 'syscalls:sys_enter_openat'))"
         )
-    obj = load(path, constants=constants, pin_root=pin_root)
+    obj = load(path, constants=constants, pin_root=pin_root, pin_paths=pin_paths)
     if attach_object is not None:
         try:
             attach_object(obj)
@@ -114,23 +117,18 @@ def kernel_name(name: str) -> str:
     return _NAME_CHARS.sub("_", name)[:15]
 
 
-def pin_path(spec: MapSpec, pin_root: str, object_name: str = "") -> str | None:
+def pin_path(
+    spec: MapSpec, pin_root: str, pin_paths: Mapping[str, str] | None = None
+) -> str | None:
     """Where a map's ``pinning`` asks for it to live under ``pin_root``, or None.
 
-    gobpf: PIN_OBJECT_NS (1) → ``ROOT/OBJECT/NAME``, PIN_GLOBAL_NS (2) → ``ROOT/tc/globals/NAME``,
-    PIN_CUSTOM_NS (3) → ``ROOT/NAMESPACE/NAME``. libbpf ``.maps``: LIBBPF_PIN_BY_NAME (1) →
-    ``ROOT/NAME``.
+    gobpf: PIN_GLOBAL_NS (2) → ``ROOT/NAMESPACE/globals/NAME``, PIN_CUSTOM_NS (3) →
+    ``ROOT/<pin_paths[NAME]>``, PIN_OBJECT_NS (1) refused. libbpf ``.maps``:
+    LIBBPF_PIN_BY_NAME (1) → ``ROOT/NAME``. See :func:`bpfnb.elf.pinning.map_pin_path`.
     """
-    if spec.layout == "btf":
-        return os.path.join(pin_root, spec.name) if spec.pinning == 1 else None
-    if spec.layout == "gobpf":
-        if spec.pinning == 1 and object_name:
-            return os.path.join(pin_root, object_name, spec.name)
-        if spec.pinning == 2:
-            return os.path.join(pin_root, "tc", "globals", spec.name)
-        if spec.pinning == 3 and spec.namespace:
-            return os.path.join(pin_root, spec.namespace, spec.name)
-    return None
+    from bpfnb.elf.pinning import map_pin_path
+
+    return map_pin_path(spec, pin_root, pin_paths)
 
 
 def running_kernel_version() -> int:
@@ -138,10 +136,18 @@ def running_kernel_version() -> int:
 
 
 class _Loader:
-    def __init__(self, spec: ObjectSpec, constants: dict[str, object], pin_root: str | None):
+    def __init__(
+        self,
+        spec: ObjectSpec,
+        constants: dict[str, object],
+        pin_root: str | None,
+        pin_paths: Mapping[str, str] | None = None,
+    ):
         self.spec = spec
         self.constants = constants
         self.pin_root = pin_root
+        self.pin_paths = pin_paths
+        self.pins: dict[str, str] = {}
         self.fds: list[FD] = []  # closed on failure
         self.map_fds: dict[str, FD] = {}
         self.btf_fd: FD | None = None
@@ -166,7 +172,10 @@ class _Loader:
             closers.append(self.btf_fd.close)
         closers += [m.close for m in maps.values()]
         closers += [p.owner.close for p in programs.values()]
-        obj = BpfObject(self.object_name, programs, maps, closers=closers)
+        from bpfnb.link.attach import ElfObject
+
+        obj = ElfObject(self.object_name, programs, maps, closers=closers)
+        obj.pins = dict(self.pins)
         obj.spec = self.spec  # type: ignore[attr-defined]
         obj.btf_error = self.btf_error  # type: ignore[attr-defined]
         return obj
@@ -278,20 +287,24 @@ class _Loader:
             bpf.map_freeze(fd.fileno())
 
     def _pinned(self, m: MapSpec) -> FD | None:
+        # An existing pin that matches the definition is reused: two loads share the map.
+        from bpfnb.elf import pinning
+
         if self.pin_root is None:
             return None
-        path = pin_path(m, self.pin_root, self.object_name)
-        if path is None or not os.path.exists(path):
+        path = pin_path(m, self.pin_root, self.pin_paths)
+        if path is None:
             return None
-        return self._own(bpf.obj_get(path))
+        self.pins[m.name] = path
+        fd = pinning.open_pinned(path, m)
+        return None if fd is None else self._own(fd)
 
     def _pin(self, m: MapSpec, fd: FD) -> None:
-        if self.pin_root is None:
-            return
-        path = pin_path(m, self.pin_root, self.object_name)
+        from bpfnb.elf import pinning
+
+        path = self.pins.get(m.name)
         if path is not None:
-            os.makedirs(os.path.dirname(path), exist_ok=True)
-            bpf.obj_pin(fd.fileno(), path)
+            pinning.pin(fd.fileno(), path)
 
     def _wrap_maps(self) -> dict[str, Any]:
         from bpfnb.maps import open_map

@@ -7,6 +7,7 @@ Every function takes the program's fd first::
     link.close()
 """
 
+from bpfnb.link.attach import ElfObject, attach_elf_object
 from bpfnb.link.base import FdLink
 from bpfnb.link.cgroup import attach_cgroup
 from bpfnb.link.fentry import attach_fentry
@@ -20,9 +21,11 @@ from bpfnb.link.uprobe import attach_uprobe
 from bpfnb.link.xdp import attach_xdp
 
 __all__ = [
+    "ElfObject",
     "FdLink",
     "SocketFilterLink",
     "attach_cgroup",
+    "attach_elf_object",
     "attach_fentry",
     "attach_kprobe",
     "attach_perf_event",

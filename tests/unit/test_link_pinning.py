@@ -28,6 +28,8 @@ def spec(pinning: int, layout: str = "gobpf", namespace: str = "") -> MapSpec:
 def test_gobpf_global_namespace() -> None:
     path = map_pin_path(spec(PIN_GLOBAL_NS, namespace="demo"))
     assert path == "/sys/fs/bpf/demo/globals/counts"
+    path = map_pin_path(spec(PIN_GLOBAL_NS, namespace="demo"), pin_root="/sys/fs/bpf/t")
+    assert path == "/sys/fs/bpf/t/demo/globals/counts"
 
 
 def test_gobpf_custom_namespace_takes_the_callers_path() -> None:
