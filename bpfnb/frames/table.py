@@ -12,11 +12,18 @@ __all__ = ["columns", "frame"]
 
 def _decode_strings(values: np.ndarray) -> np.ndarray:
     # A C string ends at its first NUL, even when bytes follow (a reused comm buffer): zero the
-    # tail, and numpy's 'S' type drops trailing NULs by itself.
+    # tail where a NUL is followed by anything, and numpy's 'S' type drops trailing NULs itself.
     width = values.dtype.itemsize
     raw = np.ascontiguousarray(values).view(np.uint8).reshape(len(values), width)
-    text = (raw * (np.cumsum(raw == 0, axis=1) == 0)).view(f"S{width}").ravel()
-    return np.char.decode(text, "utf-8", errors="replace").astype(object)
+    nul = raw == 0
+    if (nul[:, :-1] & ~nul[:, 1:]).any():
+        raw = np.where(np.logical_or.accumulate(nul, axis=1), np.uint8(0), raw)
+    text = raw.view(f"S{width}").ravel()
+    if raw.max(initial=0) < 0x80:  # ASCII (nearly always): numpy converts it in C
+        return text.astype(f"U{width}").astype(object)
+    out = np.empty(len(text), dtype=object)
+    out[:] = [item.decode("utf-8", "replace") for item in text.tolist()]
+    return out
 
 
 def _flatten(values: np.ndarray, dtype: np.dtype, name: str, out: dict[str, np.ndarray]) -> None:
