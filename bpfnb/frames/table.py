@@ -12,18 +12,33 @@ __all__ = ["columns", "frame"]
 
 def _decode_strings(values: np.ndarray) -> np.ndarray:
     # A C string ends at its first NUL, even when bytes follow (a reused comm buffer): zero the
-    # tail where a NUL is followed by anything, and numpy's 'S' type drops trailing NULs itself.
+    # tail, and numpy's 'S' type drops trailing NULs by itself.
     width = values.dtype.itemsize
+    if not len(values):
+        return np.empty(0, dtype=object)
     raw = np.ascontiguousarray(values).view(np.uint8).reshape(len(values), width)
     nul = raw == 0
-    if (nul[:, :-1] & ~nul[:, 1:]).any():
-        raw = np.where(np.logical_or.accumulate(nul, axis=1), np.uint8(0), raw)
-    text = raw.view(f"S{width}").ravel()
-    if raw.max(initial=0) < 0x80:  # ASCII (nearly always): numpy converts it in C
-        return text.astype(f"U{width}").astype(object)
-    out = np.empty(len(text), dtype=object)
-    out[:] = [item.decode("utf-8", "replace") for item in text.tolist()]
-    return out
+    ends = np.where(nul.any(axis=1), nul.argmax(axis=1), width)
+    if (nul.sum(axis=1) != width - ends).any():
+        raw = np.where(np.arange(width) < ends[:, None], raw, np.uint8(0))
+    # Strings in events and maps repeat (comm, paths): decode each distinct one once.
+    codes, rows = _distinct_rows(raw)
+    text = np.ascontiguousarray(raw[rows]).view(f"S{width}").ravel()
+    return np.char.decode(text, "utf-8", errors="replace").astype(object)[codes]
+
+
+def _distinct_rows(raw: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    # (code of each row, one row index per code), hashing 8 bytes at a time with pandas.
+    count, width = raw.shape
+    words = np.zeros((count, -(-width // 8) * 8), dtype=np.uint8)
+    words[:, :width] = raw
+    codes = np.zeros(count, dtype=np.int64)
+    for column in words.view("<u8").T:
+        part, uniques = pd.factorize(column)
+        codes, _ = pd.factorize(codes * len(uniques) + part)
+    rows = np.empty(codes.max() + 1, dtype=np.int64)
+    rows[codes] = np.arange(count)  # any row of a code will do: they hold the same bytes
+    return codes, rows
 
 
 def _flatten(values: np.ndarray, dtype: np.dtype, name: str, out: dict[str, np.ndarray]) -> None:
