@@ -4,6 +4,11 @@ Each online CPU gets a ``PERF_COUNT_SW_BPF_OUTPUT`` event whose fd is stored in 
 CPU's index, so ``bpf_perf_event_output(ctx, &map, BPF_F_CURRENT_CPU, ...)`` lands in that
 CPU's ring. Records can wrap around the end of a ring, and the kernel reports the records it
 had no room for as ``PERF_RECORD_LOST``.
+
+Wakeups: a wakeup per event (bcc's default) costs the producer an irq_work per event and the
+consumer a trip through Python per event. Here the kernel wakes the reader when a ring is a
+quarter full (a watermark); :meth:`EventStream.poll` also looks again every few milliseconds,
+so a lone event is not held back for long.
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ from bpfnb.events.records import Batch, parse_perf
 from bpfnb.sys import bpf, perf
 from bpfnb.sys.cpus import online_cpus
 from bpfnb.sys.fd import FD
-from bpfnb.sys.mmap_ring import PerfMmap
+from bpfnb.sys.mmap_ring import PAGE_SIZE, PerfMmap
 
 __all__ = ["PerfBufferReader"]
 
@@ -28,27 +33,26 @@ class PerfBufferReader:
 
     kind = "perf buffer"
 
-    def __init__(
-        self, map_fd: int, event_size: int, pages: int = DEFAULT_PAGES, wakeup_events: int = 1
-    ) -> None:
+    def __init__(self, map_fd: int, event_size: int, pages: int = DEFAULT_PAGES) -> None:
         # Our own reference to the map, so closing never touches an fd number reused since.
         self._map = FD(os.dup(map_fd))
         self.event_size = event_size
         self._rings: list[tuple[int, FD, PerfMmap]] = []
         try:
             for cpu in online_cpus():
-                self._open_cpu(cpu, pages, wakeup_events)
+                self._open_cpu(cpu, pages)
         except BaseException:
             self.close()
             raise
 
-    def _open_cpu(self, cpu: int, pages: int, wakeup_events: int) -> None:
+    def _open_cpu(self, cpu: int, pages: int) -> None:
         attr = perf.PerfEventAttr(
             type=perf.PERF_TYPE_SOFTWARE,
             config=perf.PERF_COUNT_SW_BPF_OUTPUT,
             sample_type=perf.PERF_SAMPLE_RAW,
             sample_period=1,
-            wakeup_events=wakeup_events,
+            flags=perf.FLAG_WATERMARK,
+            wakeup_events=pages * PAGE_SIZE // 4,  # the union's wakeup_watermark, in bytes
         )
         event = perf.perf_event_open(attr, pid=-1, cpu=cpu)
         try:
@@ -73,9 +77,9 @@ class PerfBufferReader:
         """Everything written since the last read, on every CPU."""
         total = Batch()
         for _, _, ring in self._rings:
-            data, tail, _head = ring.read()
-            if not len(data):
+            if ring.head == ring.tail:
                 continue
+            data, tail, _head = ring.read()
             batch = parse_perf(data, self.event_size)
             ring.tail = tail + batch.consumed
             total.blocks += batch.blocks

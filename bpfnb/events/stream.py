@@ -26,6 +26,8 @@ from bpfnb.frames import Layout, columns
 
 __all__ = ["EventReader", "EventStream", "StreamStats"]
 
+_RECHECK_SECONDS = 0.005
+
 
 class EventReader(Protocol):
     """The kernel side of a stream: a perf buffer or a ring buffer reader."""
@@ -123,7 +125,10 @@ class EventStream:
         if self._reader is None:
             return 0
         count = self._read()
-        if not count and timeout > 0 and self._poller.wait(timeout):
+        deadline = time.monotonic() + timeout
+        while not count and (left := deadline - time.monotonic()) > 0:
+            # Kernel wakeups may be batched (perf watermark), so look again every few ms.
+            self._poller.wait(min(left, _RECHECK_SECONDS))
             count = self._read()
         return count
 

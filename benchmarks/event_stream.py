@@ -1,0 +1,260 @@
+"""Events per second: bcc's Python callbacks against ``EventStream``, on both buffer types.
+
+A small C program (built here with gcc) calls ``getppid()`` N times in a tight loop; a
+tracepoint program submits one fixed-size event (pid, cpu, ts, comm[16]) per call, filtered on
+the producer's pid. Four consumers read the same workload, one after the other, from one run:
+
+- bcc ``open_perf_buffer`` + ``perf_buffer_poll`` with a Python callback (``b[...].event()``),
+- bcc ``open_ring_buffer`` + ``ring_buffer_poll`` with a Python callback,
+- ``EventStream`` on the perf buffer, and on the ring buffer.
+
+Every consumer ends with a DataFrame of the events. Reported per consumer: events received,
+lost (perf) or dropped (ring; counted by the program via the bpfnb preamble), wall-clock
+events/s from start to drained, and events per second of consumer CPU time (the decoding cost,
+independent of how fast the producer runs). "unaccounted" should be 0; on a perf buffer the
+kernel reports losses with the next record it writes, so losses at the very end can stay
+pending there. Run as root:
+``.venv/bin/python benchmarks/event_stream.py [events]``.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+import bpfnb
+from bpfnb.events.drops import DropCounter
+
+EVENTS = 2_000_000
+PERF_PAGES = 64  # per CPU, for both consumers
+RING_PAGES = 128  # one ring shared by all CPUs: the same total size as 2 CPUs x 64 pages
+
+PRODUCER = r"""
+#include <stdlib.h>
+#include <unistd.h>
+#include <sys/syscall.h>
+
+int main(int argc, char **argv) {
+    long n = atol(argv[1]);
+    char go;
+    if (read(0, &go, 1) != 1)  /* wait until the consumer is ready */
+        return 1;
+    for (long i = 0; i < n; i++)
+        syscall(SYS_getppid);
+    return 0;
+}
+"""
+
+PROGRAM = """
+struct event_t {
+    u32 pid;
+    u32 cpu;
+    u64 ts;
+    char comm[16];
+};
+#ifdef RING
+BPF_RINGBUF_OUTPUT(events, RING_PAGES);
+#else
+BPF_PERF_OUTPUT(events);
+#endif
+
+TRACEPOINT_PROBE(syscalls, sys_enter_getppid) {
+    u64 id = bpf_get_current_pid_tgid();
+    if (id >> 32 != PID)
+        return 0;
+    struct event_t event = {};
+    event.pid = id >> 32;
+    event.cpu = bpf_get_smp_processor_id();
+    event.ts = bpf_ktime_get_ns();
+    bpf_get_current_comm(&event.comm, sizeof(event.comm));
+#ifdef RING
+    int err = events.ringbuf_output(&event, sizeof(event), 0);
+#else
+    int err = events.perf_submit(args, &event, sizeof(event));
+#endif
+    BPFNB_CHECK_SUBMIT(events, err);
+    return 0;
+}
+"""
+
+
+# Reads events until ``done()`` and then until drained: (received, lost or dropped, frame).
+Drain = Callable[[Callable[[], bool]], tuple[int, int, pd.DataFrame]]
+
+
+@dataclass
+class Result:
+    consumer: str
+    received: int
+    missed: int  # lost (perf) or dropped (ring)
+    wall: float
+    cpu: float
+
+    @property
+    def rate(self) -> float:
+        return self.received / self.wall
+
+    @property
+    def cpu_rate(self) -> float:
+        return self.received / self.cpu
+
+
+def build_producer(workdir: Path) -> Path:
+    source = workdir / "producer.c"
+    source.write_text(PRODUCER)
+    binary = workdir / "producer"
+    subprocess.run(["gcc", "-O2", "-o", str(binary), str(source)], check=True)
+    return binary
+
+
+def run(
+    consumer: str,
+    ring: bool,
+    producer: Path,
+    events: int,
+    consume: Callable[[bpfnb.BpfObject], Drain],
+) -> Result:
+    """Start a paused producer, compile for its pid, open the consumer, then time it."""
+    proc = subprocess.Popen([str(producer), str(events)], stdin=subprocess.PIPE)
+    defines: dict[str, object] = {"PID": proc.pid, "RING_PAGES": RING_PAGES}
+    if ring:
+        defines["RING"] = 1
+    obj = bpfnb.compile(PROGRAM, defines=defines, name="bench")
+    try:
+        drain = consume(obj)
+        cpu0, wall0 = time.process_time(), time.perf_counter()
+        assert proc.stdin is not None
+        proc.stdin.write(b"g")
+        proc.stdin.close()
+        received, missed, frame = drain(lambda: proc.poll() is not None)
+        wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
+        assert len(frame) == received and proc.wait() == 0
+    finally:
+        proc.kill()
+        proc.wait()
+        obj.close()
+    return Result(consumer, received, missed, wall, cpu)
+
+
+def _drops(obj: bpfnb.BpfObject) -> DropCounter:
+    return DropCounter(obj.bcc[b"bpfnb_drops"].map_fd, "events")  # type: ignore[attr-defined]
+
+
+def bcc_perf(obj: bpfnb.BpfObject) -> Drain:
+    b = obj.bcc  # type: ignore[attr-defined]
+    table = b[b"events"]
+    rows: list[tuple[int, int, int, bytes]] = []
+    lost = [0]
+
+    def on_event(cpu: int, data: int, size: int) -> None:
+        event = table.event(data)
+        rows.append((event.pid, event.cpu, event.ts, event.comm))
+
+    def on_lost(count: int) -> None:
+        lost[0] += count
+
+    drops = _drops(obj)
+    table.open_perf_buffer(on_event, page_cnt=PERF_PAGES, lost_cb=on_lost)
+
+    def drain(done: Callable[[], bool]) -> tuple[int, int, pd.DataFrame]:
+        _poll_until_drained(lambda timeout: b.perf_buffer_poll(timeout=timeout), rows, done)
+        return len(rows), lost[0] + drops.count, _frame(rows)
+
+    return drain
+
+
+def bcc_ring(obj: bpfnb.BpfObject) -> Drain:
+    b = obj.bcc  # type: ignore[attr-defined]
+    table = b[b"events"]
+    rows: list[tuple[int, int, int, bytes]] = []
+
+    def on_event(ctx: object, data: int, size: int) -> int:
+        event = table.event(data)
+        rows.append((event.pid, event.cpu, event.ts, event.comm))
+        return 0
+
+    drops = _drops(obj)
+    table.open_ring_buffer(on_event)
+
+    def drain(done: Callable[[], bool]) -> tuple[int, int, pd.DataFrame]:
+        _poll_until_drained(lambda timeout: b.ring_buffer_poll(timeout=timeout), rows, done)
+        return len(rows), drops.count, _frame(rows)
+
+    return drain
+
+
+def _frame(rows: list[tuple[int, int, int, bytes]]) -> pd.DataFrame:
+    frame = pd.DataFrame(rows, columns=["pid", "cpu", "ts", "comm"])
+    frame["comm"] = frame["comm"].str.decode("utf-8")
+    return frame
+
+
+def _poll_until_drained(
+    poll: Callable[[int], object], rows: list, done: Callable[[], bool]
+) -> None:
+    while not done():
+        poll(100)
+    while True:  # the producer has exited: read what is left
+        before = len(rows)
+        poll(0)
+        if len(rows) == before:
+            return
+
+
+def stream(obj: bpfnb.BpfObject) -> Drain:
+    from bpfnb.events import open_stream
+
+    events = open_stream(obj, "events", maxlen=EVENTS * 2, perf_pages=PERF_PAGES)
+
+    def drain(done: Callable[[], bool]) -> tuple[int, int, pd.DataFrame]:
+        while not done():
+            events.poll(timeout=0.1)
+        while events.poll():
+            pass
+        frame = events.to_frame()
+        stats = events.stats
+        return stats.received, stats.lost + stats.dropped, frame
+
+    return drain
+
+
+def main() -> None:
+    events = int(sys.argv[1]) if len(sys.argv) > 1 else EVENTS
+    with tempfile.TemporaryDirectory() as tmp:
+        producer = build_producer(Path(tmp))
+        results = {
+            ("perf", "bcc"): run("bcc callback, perf buffer", False, producer, events, bcc_perf),
+            ("ring", "bcc"): run("bcc callback, ring buffer", True, producer, events, bcc_ring),
+            ("perf", "bpfnb"): run("EventStream, perf buffer", False, producer, events, stream),
+            ("ring", "bpfnb"): run("EventStream, ring buffer", True, producer, events, stream),
+        }
+    print(f"{events:,} events (pid, cpu, ts, comm[16]) per consumer; {os.cpu_count()} CPUs")
+    header = (
+        f"{'consumer':<28}{'received':>11}{'lost/drop':>11}{'unaccounted':>12}"
+        f"{'wall ev/s':>12}{'CPU ev/s':>12}"
+    )
+    print(header)
+    for result in results.values():
+        print(
+            f"{result.consumer:<28}{result.received:>11,}{result.missed:>11,}"
+            f"{events - result.received - result.missed:>12,}"
+            f"{result.rate:>12,.0f}{result.cpu_rate:>12,.0f}"
+        )
+    for kind in ("perf", "ring"):
+        ours, theirs = results[(kind, "bpfnb")], results[(kind, "bcc")]
+        print(
+            f"ratio EventStream / bcc, {kind} buffer: wall {ours.rate / theirs.rate:.1f}x, "
+            f"CPU {ours.cpu_rate / theirs.cpu_rate:.1f}x"
+        )
+
+
+if __name__ == "__main__":
+    main()
