@@ -12,19 +12,24 @@ __all__ = ["columns", "frame"]
 
 def _decode_strings(values: np.ndarray) -> np.ndarray:
     # A C string ends at its first NUL, even when bytes follow (a reused comm buffer): zero the
-    # tail, and numpy's 'S' type drops trailing NULs by itself.
+    # tail where a NUL is followed by anything, and numpy's 'S' type drops trailing NULs itself.
     width = values.dtype.itemsize
     if not len(values):
         return np.empty(0, dtype=object)
     raw = np.ascontiguousarray(values).view(np.uint8).reshape(len(values), width)
     nul = raw == 0
-    ends = np.where(nul.any(axis=1), nul.argmax(axis=1), width)
-    if (nul.sum(axis=1) != width - ends).any():
-        raw = np.where(np.arange(width) < ends[:, None], raw, np.uint8(0))
+    if (nul[:, :-1] & ~nul[:, 1:]).any():
+        raw = np.where(np.logical_or.accumulate(nul, axis=1), np.uint8(0), raw)
     # Strings in events and maps repeat (comm, paths): decode each distinct one once.
     codes, rows = _distinct_rows(raw)
-    text = np.ascontiguousarray(raw[rows]).view(f"S{width}").ravel()
-    return np.char.decode(text, "utf-8", errors="replace").astype(object)[codes]
+    distinct = np.ascontiguousarray(raw[rows])
+    text = distinct.view(f"S{width}").ravel()
+    if distinct.max(initial=0) < 0x80:  # ASCII (nearly always): numpy converts it in C
+        decoded = text.astype(f"U{width}").astype(object)
+    else:
+        decoded = np.empty(len(text), dtype=object)
+        decoded[:] = [item.decode("utf-8", "replace") for item in text.tolist()]
+    return decoded[codes]
 
 
 def _distinct_rows(raw: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
