@@ -1,0 +1,115 @@
+"""Keys and values as ints, tuples, dicts and records, packed and unpacked without a kernel."""
+
+from __future__ import annotations
+
+import ctypes as ct
+
+import numpy as np
+import pytest
+
+from bpfnb.frames import layout_of
+from bpfnb.maps.convert import Codec
+from bpfnb.maps.errors import MapError
+
+
+class Addr(ct.Structure):
+    _fields_ = [("sport", ct.c_uint16), ("dport", ct.c_uint16)]
+
+
+class Key(ct.Structure):
+    _fields_ = [
+        ("pid", ct.c_uint32),
+        ("comm", ct.c_char * 16),
+        ("addr", Addr),
+        ("samples", ct.c_uint32 * 3),
+        ("flag", ct.c_uint8, 3),
+        ("level", ct.c_uint8, 5),
+    ]
+
+
+def test_scalar_from_int_ctypes_numpy_and_bytes() -> None:
+    codec = Codec(layout_of(ct.c_uint32), "key")
+    expected = np.array([7], np.uint32).tobytes()
+    for given in (7, ct.c_uint32(7), np.uint32(7), np.array([7], np.uint32), expected):
+        assert codec.pack(given).tobytes() == expected
+    assert codec.unpack(codec.pack(7)) == [7]
+
+
+def test_struct_from_tuple_dict_dotted_and_ctypes_agree() -> None:
+    codec = Codec(layout_of(Key))
+    from_tuple = codec.pack((7, "bash", (80, 443), [1, 2, 3], 5, 17))
+    from_dict = codec.pack(
+        {
+            "pid": 7,
+            "comm": b"bash",
+            "addr": {"sport": 80, "dport": 443},
+            "samples": [1, 2, 3],
+            "flag": 5,
+            "level": 17,
+        }
+    )
+    from_dotted = codec.pack(
+        {
+            "pid": 7,
+            "comm": "bash",
+            "addr.sport": 80,
+            "addr.dport": 443,
+            "samples": (1, 2, 3),
+            "flag": 5,
+            "level": 17,
+        }
+    )
+    raw = Key(7, b"bash", Addr(80, 443), (ct.c_uint32 * 3)(1, 2, 3))
+    raw.flag, raw.level = 5, 17
+    assert from_tuple.tobytes() == from_dict.tobytes() == from_dotted.tobytes() == bytes(raw)
+    assert codec.pack(raw).tobytes() == bytes(raw)
+
+
+def test_struct_reads_back_as_hashable_namedtuples() -> None:
+    codec = Codec(layout_of(Key))
+    (value,) = codec.unpack(codec.pack((7, "bash", (80, 443), [1, 2, 3], 5, 17)))
+    assert value == (7, "bash", (80, 443), (1, 2, 3), 5, 17)
+    assert value.comm == "bash" and value.addr.dport == 443 and value.level == 17
+    assert {value: 1}[value] == 1
+    # What comes out goes back in unchanged.
+    assert (
+        codec.pack(value).tobytes()
+        == codec.pack((7, "bash", (80, 443), [1, 2, 3], 5, 17)).tobytes()
+    )
+
+
+def test_missing_dict_fields_are_zero() -> None:
+    (value,) = Codec(layout_of(Key)).unpack(Codec(layout_of(Key)).pack({"pid": 3}))
+    assert value.pid == 3 and value.comm == "" and value.addr == (0, 0)
+
+
+@pytest.mark.parametrize(
+    ("given", "message"),
+    [
+        ((1, 2), "6 fields"),
+        ({"nope": 1}, "no field 'nope'"),
+        ((1, "x" * 17, (0, 0), [0, 0, 0], 0, 0), "at most 16 bytes"),
+        ((-1, "", (0, 0), [0, 0, 0], 0, 0), "does not fit"),
+        ((0, "", (0, 0), [0, 0, 0], 8, 0), "3-bit field"),
+        ((0, "", (0, 0), [0, 0], 0, 0), "shape"),
+        ("text", "tuple or dict"),
+        (b"\x00" * 3, "got 3 bytes"),
+    ],
+)
+def test_bad_input_raises_map_error(given: object, message: str) -> None:
+    with pytest.raises(MapError, match=message):
+        Codec(layout_of(Key)).pack(given)
+
+
+def test_wrong_sized_record_raises_map_error() -> None:
+    with pytest.raises(MapError, match="4 bytes"):
+        Codec(layout_of(ct.c_uint32)).pack(b"\x00" * 8)
+    with pytest.raises(MapError, match="needs an int"):
+        Codec(layout_of(ct.c_uint64)).pack("12")
+
+
+def test_char_array_scalar_and_plain_arrays() -> None:
+    text = Codec(layout_of(ct.c_char * 8))
+    assert text.unpack(text.pack("héllo")) == ["héllo"]
+    ips = Codec(layout_of(ct.c_uint64 * 4))
+    assert ips.unpack(ips.pack([1, 2, 3, 0])) == [(1, 2, 3, 0)]
