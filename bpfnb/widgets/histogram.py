@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -40,8 +41,8 @@ class LiveHistogram(LiveView):
             raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
         self.kind = kind
         self.per_interval = per_interval
-        self._baseline: pd.Series | None = None
-        self._previous: pd.Series | None = None
+        self._baseline: Slots | None = None
+        self._previous: Slots | None = None
         super().__init__(
             map,
             interval=interval,
@@ -64,27 +65,25 @@ class LiveHistogram(LiveView):
         return ", ".join(parts)
 
     def _compute(self) -> pd.DataFrame:
-        counts = slot_counts(self.source.to_histogram(kind=self.kind), self.kind)
+        slots = Slots.of(self.source.to_histogram(kind=self.kind), self.kind)
         if self._baseline is None:
-            self._baseline = counts
-            self._previous = counts
+            self._baseline = slots
+            self._previous = slots
         assert self._previous is not None
-        # Aligned by slot, so a histogram that lists only its non-empty slots works too.
-        since_start = counts.sub(self._baseline, fill_value=0).reindex(counts.index, fill_value=0)
-        per_interval = counts.sub(self._previous, fill_value=0).reindex(counts.index, fill_value=0)
-        self._previous = counts
-        shown = np.flatnonzero(since_start.to_numpy())
+        since_start = slots.counts - self._baseline.counts_at(slots.low)
+        per_interval = slots.counts - self._previous.counts_at(slots.low)
+        self._previous = slots
+        shown = np.flatnonzero(since_start)
         rows = slice(shown[0], shown[-1] + 1) if len(shown) else slice(0, 0)
-        low = counts.index.get_level_values("low").to_numpy()[rows]
-        high = counts.index.get_level_values("high").to_numpy()[rows]
+        low, high = slots.low[rows], slots.high[rows]
         return pd.DataFrame(
             {
                 "range": labels(low, high, self.kind),
                 "low": low,
                 "high": high,
-                "count": since_start.to_numpy()[rows].astype(np.int64),
-                "interval": per_interval.to_numpy()[rows].astype(np.int64),
-                "total": counts.to_numpy()[rows].astype(np.int64),
+                "count": since_start[rows],
+                "interval": per_interval[rows],
+                "total": slots.counts[rows],
             }
         )
 
@@ -94,32 +93,49 @@ class LiveHistogram(LiveView):
         return bars_html(list(data["range"]), data[column].to_numpy(), title=title)
 
 
-def slot_counts(histogram: Any, kind: str) -> pd.Series:
-    """Counts indexed by (``low``, ``high``) slot bounds, from what ``Map.to_histogram()`` gave.
+@dataclass(frozen=True)
+class Slots:
+    """A histogram as arrays sorted by slot: ``low``/``high`` bounds and ``counts``."""
 
-    Takes a DataFrame with ``low``, ``high`` and ``count`` columns (a sectioned histogram's
-    sections are summed), or a plain sequence of counts, one per slot index.
-    """
-    if isinstance(histogram, pd.DataFrame):
+    low: np.ndarray
+    high: np.ndarray
+    counts: np.ndarray
+
+    @classmethod
+    def of(cls, histogram: Any, kind: str) -> Slots:
+        """From what ``Map.to_histogram()`` gave: a DataFrame with ``low``, ``high`` and ``count``
+        columns (a sectioned histogram's sections are summed), or one count per slot index."""
+        if not isinstance(histogram, pd.DataFrame):
+            counts = np.asarray(histogram, dtype=np.int64).ravel()
+            low, high = bucket_bounds(len(counts), kind)
+            return cls(low, high, counts)
         missing = {"low", "high", "count"} - set(histogram.columns)
         if missing:
             raise ValueError(
                 f"histogram lacks columns {sorted(missing)}: {list(histogram.columns)}"
             )
-        counts = (
-            histogram["count"]
-            .astype(np.int64)
-            .groupby(
-                [histogram["low"].astype(np.uint64), histogram["high"].astype(np.uint64)], sort=True
-            )
-            .sum()
-        )
-    else:
-        values = np.asarray(histogram, dtype=np.int64).ravel()
-        low, high = bucket_bounds(len(values), kind)
-        counts = pd.Series(values, index=pd.MultiIndex.from_arrays([low, high]))
-    counts.index = counts.index.set_names(["low", "high"])
-    return counts
+        low = histogram["low"].to_numpy().astype(np.uint64)
+        high = histogram["high"].to_numpy().astype(np.uint64)
+        counts = histogram["count"].to_numpy().astype(np.int64)
+        # numpy rather than a pandas groupby: this runs at every refresh.
+        unique, first, inverse = np.unique(low, return_index=True, return_inverse=True)
+        if len(unique) != len(low):
+            counts = np.bincount(inverse, weights=counts, minlength=len(unique)).astype(np.int64)
+        elif np.all(low[:-1] <= low[1:]):
+            return cls(low, high, counts)
+        else:
+            counts = counts[np.argsort(low, kind="stable")]
+        return cls(unique, high[first], counts)
+
+    def counts_at(self, low: np.ndarray) -> np.ndarray:
+        """The counts of the slots starting at ``low`` (0 for slots this histogram lacks), so
+        a histogram that lists only its non-empty slots compares with an earlier one."""
+        if np.array_equal(low, self.low):
+            return self.counts
+        if not len(self.low):
+            return np.zeros(len(low), dtype=np.int64)
+        at = np.minimum(np.searchsorted(self.low, low), len(self.low) - 1)
+        return np.where(self.low[at] == low, self.counts[at], 0)
 
 
 def bucket_bounds(n: int, kind: str) -> tuple[np.ndarray, np.ndarray]:

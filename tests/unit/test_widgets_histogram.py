@@ -113,3 +113,14 @@ def test_bcc_log2_bounds_and_labels():
     assert high[:5].tolist() == [0, 1, 3, 7, 15]
     assert int(high[64]) == 2**64 - 1 and int(low[64]) == 2**63
     assert labels(low[1:4], high[1:4], "log2") == ["0 -> 1", "2 -> 3", "4 -> 7"]
+
+
+def test_sections_are_summed_per_slot_and_rows_sorted():
+    source = FrameHistogram([(4, 7, 1), (1, 1, 2), (4, 7, 3)])  # two sections, unsorted
+    view = LiveHistogram(source)
+    source.rows = [(4, 7, 2), (1, 1, 5), (4, 7, 4)]
+    view.refresh()
+    assert list(view.data["range"]) == ["0 -> 1", "4 -> 7"]
+    assert list(view.data["count"]) == [3, 2]
+    assert list(view.data["total"]) == [5, 6]
+    view.close()

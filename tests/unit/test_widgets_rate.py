@@ -144,3 +144,14 @@ def test_bad_arguments():
         LiveRate(FakeMap(), window=0)
     with pytest.raises(ValueError, match="top"):
         LiveRate(FakeMap(), top=0)
+
+
+def test_quiet_window_says_so(clock):
+    source = FakeMap()
+    source.counts = {1: 5}
+    view = LiveRate(source, window=5)
+    clock.now += 1.0
+    view.refresh()
+    assert list(view.data.columns) == []
+    assert "no counts changed in the last 5 s" in view._body.value
+    view.close()
