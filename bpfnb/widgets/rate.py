@@ -173,7 +173,7 @@ class LiveRate(LiveView):
         return pd.DataFrame(rows, index=times, columns=chosen, dtype=np.float64)
 
     def _draw(self, data: pd.DataFrame) -> str:
-        if data.empty:
+        if not len(data.index):
             return empty_html("waiting for counts: a rate needs two refreshes")
         if not len(data.columns):
             return empty_html(f"no counts changed in the last {self.window:g} s")
