@@ -19,7 +19,7 @@ import contextlib
 import os
 import platform
 import socket
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bpfnb.errors import AttachError
 from bpfnb.link import cgroup as cgroup_link
@@ -126,8 +126,9 @@ class AttachMixin:
 
     programs: dict[str, Program]
 
-    def add_link(self, program: str, link: Link) -> Link:  # provided by BpfObject
-        raise NotImplementedError
+    if TYPE_CHECKING:  # provided by BpfObject
+
+        def add_link(self, program: str, link: Link) -> Link: ...
 
     def _program(self, prog: str | Program) -> Program:
         if isinstance(prog, Program):

@@ -1,0 +1,222 @@
+"""``%%bpf --elf`` cells as library calls: compile BPF C with clang, load, attach.
+
+The magic stays a thin front end: :func:`compile_elf_cell` turns the cell into an object file
+(raising :class:`CompileError` with cell line numbers) and :func:`load_elf_cell` loads and
+attaches it through the ELF loader.
+"""
+
+from __future__ import annotations
+
+import atexit
+import functools
+import os
+import platform
+import re
+import shlex
+import shutil
+import subprocess
+import sysconfig
+import tempfile
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+
+from bpfnb.errors import CompileError, Diagnostic
+
+__all__ = [
+    "INCLUDE_DIR",
+    "clang_command",
+    "compile_elf_cell",
+    "elf_cflags",
+    "load_elf_cell",
+    "parse_clang_diagnostics",
+    "parse_constants",
+    "vmlinux_header_dir",
+]
+
+#: bpfnb's own ``<bpf/bpf_helpers.h>`` and ``<bpf/bpf_tracing.h>``.
+INCLUDE_DIR = str(Path(__file__).parent / "include")
+CELL_FILE = "cell.bpf.c"
+_TARGET_ARCH = {"x86_64": "x86", "aarch64": "arm64", "s390x": "s390", "ppc64le": "powerpc"}
+_VMLINUX_INCLUDE = re.compile(r'^[ \t]*#[ \t]*include[ \t]*[<"]vmlinux\.h[>"]', re.MULTILINE)
+_DIAGNOSTIC = re.compile(
+    r"^(?P<file>[^\n]*?):(?P<line>\d+):(?P<column>\d+): "
+    r"(?P<severity>fatal error|error|warning|note): (?P<message>.*)$"
+)
+
+
+@functools.cache
+def _work_dir() -> str:
+    path = tempfile.mkdtemp(prefix="bpfnb-elf-")
+    atexit.register(shutil.rmtree, path, True)
+    return path
+
+
+def _multiarch_include() -> list[str]:
+    # <linux/types.h> includes <asm/types.h>, which Debian keeps under the multiarch directory.
+    multiarch = sysconfig.get_config_var("MULTIARCH") or f"{platform.machine()}-linux-gnu"
+    path = f"/usr/include/{multiarch}"
+    return ["-I", path] if os.path.isdir(path) else []
+
+
+def vmlinux_header_dir() -> str:
+    """A directory holding ``vmlinux.h`` for the running kernel, made from its BTF by bpftool
+    once per kernel release and cached (``~/.cache/bpfnb/vmlinux/<release>``)."""
+    cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
+    directory = cache / "bpfnb" / "vmlinux" / os.uname().release
+    header = directory / "vmlinux.h"
+    if header.exists():
+        return str(directory)
+    btf = "/sys/kernel/btf/vmlinux"
+    if not os.path.exists(btf):
+        raise FileNotFoundError(
+            f"this kernel exposes no BTF ({btf} is missing: CONFIG_DEBUG_INFO_BTF is off)"
+        )
+    bpftool = shutil.which("bpftool") or next(
+        (p for p in ("/usr/sbin/bpftool", "/sbin/bpftool") if os.path.exists(p)), None
+    )
+    if bpftool is None:
+        raise FileNotFoundError("bpftool is not installed (Debian/Ubuntu: apt install bpftool)")
+    directory.mkdir(parents=True, exist_ok=True)
+    result = subprocess.run(
+        [bpftool, "btf", "dump", "file", btf, "format", "c"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if result.returncode != 0:
+        raise FileNotFoundError(f"bpftool could not dump the kernel's BTF: {result.stderr}")
+    tmp = header.with_suffix(f".h.{os.getpid()}")
+    tmp.write_text(result.stdout)
+    tmp.replace(header)  # atomic: a concurrent compile never sees half a header
+    return str(directory)
+
+
+def elf_cflags(source: str = "") -> list[str]:
+    """clang flags for BPF C: bpfnb's headers, the target arch, and ``vmlinux.h`` when
+    ``source`` includes it."""
+    arch = _TARGET_ARCH.get(platform.machine(), platform.machine())
+    flags = ["-I", INCLUDE_DIR, *_multiarch_include(), f"-D__TARGET_ARCH_{arch}"]
+    if _VMLINUX_INCLUDE.search(source):
+        flags[:0] = ["-I", vmlinux_header_dir()]
+    return flags
+
+
+def clang_command(source_path: str, output: str, flags: Iterable[str] = ()) -> list[str]:
+    """The clang command line that compiles one BPF C file."""
+    clang = shutil.which("clang")
+    if clang is None:
+        raise CompileError([], "clang is not installed (Debian/Ubuntu: apt install clang)")
+    return [
+        clang,
+        "-O2",
+        "-g",
+        "-target",
+        "bpf",
+        "-fno-caret-diagnostics",
+        "-fno-color-diagnostics",
+        "-c",
+        source_path,
+        "-o",
+        output,
+        *flags,
+    ]
+
+
+def parse_clang_diagnostics(output: str, source: str, cell_file: str) -> list[Diagnostic]:
+    """clang's diagnostics, positioned in the cell; those in headers become notes of the one
+    before (or a diagnostic at line 0 naming the header)."""
+    lines = source.splitlines()
+    found: list[Diagnostic] = []
+    for text in output.splitlines():
+        match = _DIAGNOSTIC.match(text)
+        if not match:
+            continue
+        line, column = int(match["line"]), int(match["column"])
+        if os.path.basename(match["file"]) != cell_file:
+            where = f"{match['file']}:{line}"
+            if found:
+                found[-1].notes.append(f"{where}: {match['severity']}: {match['message']}")
+            else:
+                found.append(
+                    Diagnostic(0, 0, match["severity"], f"{match['message']} (in {where})")
+                )
+            continue
+        found.append(
+            Diagnostic(
+                line=line,
+                column=column,
+                severity=match["severity"],
+                message=match["message"],
+                source_line=lines[line - 1] if 0 < line <= len(lines) else "",
+            )
+        )
+    return found
+
+
+def compile_elf_cell(text: str, clang_flags: str | Iterable[str] = (), name: str = "cell") -> str:
+    """Compile the BPF C of a cell into an object file and return its path.
+
+    ``clang_flags`` (a string is split like a shell would) are added after bpfnb's own. Errors
+    raise :class:`CompileError` whose diagnostics carry the cell's line numbers.
+    """
+    if isinstance(clang_flags, str):
+        clang_flags = shlex.split(clang_flags)
+    safe = re.sub(r"[^A-Za-z0-9_.-]", "_", name) or "cell"
+    directory = Path(tempfile.mkdtemp(prefix=f"{safe}-", dir=_work_dir()))
+    source_path = directory / CELL_FILE
+    output = directory / f"{safe}.o"
+    source_path.write_text(text)
+    try:
+        flags = elf_cflags(text)
+    except FileNotFoundError as err:
+        match = _VMLINUX_INCLUDE.search(text)
+        line = text[: match.start()].count("\n") + 1 if match else 1
+        raise CompileError(
+            [Diagnostic(line, 1, "fatal error", f"cannot make vmlinux.h: {err}")]
+        ) from err
+    cmd = clang_command(str(source_path), str(output), [*flags, *clang_flags])
+    result = subprocess.run(cmd, capture_output=True, text=True, check=False, cwd=directory)
+    if result.returncode != 0:
+        diagnostics = parse_clang_diagnostics(result.stderr, text, CELL_FILE)
+        raise CompileError(diagnostics, result.stderr)
+    return str(output)
+
+
+def load_elf_cell(
+    text: str | None = None,
+    *,
+    path: str | None = None,
+    name: str = "cell",
+    clang_flags: str | Iterable[str] = (),
+    constants: Mapping[str, object] | None = None,
+    attach: bool = True,
+    pin_root: str | None = None,
+) -> object:
+    """Compile ``text`` (or take the object at ``path``), load it, attach it by section.
+
+    Returns the :class:`~bpfnb.link.attach.ElfObject`, named ``name``.
+    """
+    from bpfnb.elf.loader import load_elf
+
+    if (text is None) == (path is None):
+        raise ValueError("give exactly one of text and path")
+    obj_path = compile_elf_cell(text, clang_flags, name) if text is not None else path
+    obj = load_elf(str(obj_path), constants=constants, attach=attach, pin_root=pin_root)
+    obj.name = name
+    if text is not None:
+        obj.source = text
+    return obj
+
+
+def parse_constants(pairs: Iterable[str]) -> dict[str, object]:
+    """``["K=V", ...]`` from ``--constant K=V`` options: integers (any base) or strings."""
+    constants: dict[str, object] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise ValueError(f"--constant takes NAME=VALUE, not {pair!r}")
+        try:
+            constants[key] = int(value, 0)
+        except ValueError:
+            constants[key] = value
+    return constants
