@@ -21,6 +21,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 from bpfnb.errors import CompileError, Diagnostic
+from bpfnb.link.attach import ElfObject
 
 __all__ = [
     "INCLUDE_DIR",
@@ -191,7 +192,7 @@ def load_elf_cell(
     constants: Mapping[str, object] | None = None,
     attach: bool = True,
     pin_root: str | None = None,
-) -> object:
+) -> ElfObject:
     """Compile ``text`` (or take the object at ``path``), load it, attach it by section.
 
     Returns the :class:`~bpfnb.link.attach.ElfObject`, named ``name``.
@@ -202,6 +203,7 @@ def load_elf_cell(
         raise ValueError("give exactly one of text and path")
     obj_path = compile_elf_cell(text, clang_flags, name) if text is not None else path
     obj = load_elf(str(obj_path), constants=constants, attach=attach, pin_root=pin_root)
+    assert isinstance(obj, ElfObject)
     obj.name = name
     if text is not None:
         obj.source = text
