@@ -141,7 +141,8 @@ def top(
     else:
         cols = [label] if isinstance(label, str) else list(label)
         names = [" ".join(str(v) for v in values) for values in rows[cols].itertuples(False)]
-    fig, ax = _figure(8, 1.0 + 0.35 * max(len(rows), 1))
+    # Sized for n bars, not for however many rows there were: the same call, the same size.
+    fig, ax = _figure(8, 1.0 + 0.35 * max(n, 1))
     positions = np.arange(len(rows))[::-1]
     ax.barh(positions, rows[by].to_numpy(dtype=np.float64), color=_BAR)
     ax.set_yticks(positions, names)
