@@ -251,6 +251,12 @@ class ElfObject(AttachMixin, BpfObject):
         super().__init__(*args, **kwargs)
         self.pins: dict[str, str] = {}
 
+    def detach(self) -> None:
+        """Detach every program but keep programs and maps loaded (maps stay readable)."""
+        for program in self.programs.values():
+            for link in program.links:
+                link.close()
+
     def close(self, unpin: bool = False) -> None:
         """Detach everything and close every fd; with ``unpin``, also remove this object's pins."""
         try:

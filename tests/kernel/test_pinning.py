@@ -88,3 +88,65 @@ def test_a_pin_that_does_not_match_is_refused(namespace: str) -> None:
     finally:
         assert path is not None
         unpin(path)
+
+
+# -- through the ELF loader ----------------------------------------------------------------------
+
+
+@pytest.fixture
+def pin_root(namespace: str) -> str:
+    return f"/sys/fs/bpf/{namespace}"
+
+
+def test_two_loads_share_a_libbpf_pinned_map(clang_build, pin_root: str) -> None:
+    from bpfnb.elf.loader import load_elf
+    from bpfnb.link.elfcell import elf_cflags
+
+    path = clang_build("link_pinned_btf", *elf_cflags())
+    pid = {"target_pid": os.getpid()}
+    first = load_elf(path, constants=pid, pin_root=pin_root)
+    second = load_elf(path, constants=pid, pin_root=pin_root)
+    pinned = f"{pin_root}/pinned_calls"
+    try:
+        assert first.pins == second.pins == {"pinned_calls": pinned}  # type: ignore[attr-defined]
+        ids = {bpf.map_info(o.maps["pinned_calls"].fd).id for o in (first, second)}
+        assert len(ids) == 1
+        for _ in range(50):
+            os.getppid()
+        # Both programs count into the one shared map.
+        assert second.maps["pinned_calls"][0] == 100
+    finally:
+        first.close()
+    assert os.path.exists(pinned)  # plain close keeps the pin
+    second.close(unpin=True)  # type: ignore[call-arg]
+    assert not os.path.exists(pinned)
+
+
+def test_gobpf_pinning_through_the_loader(clang_build, pin_root: str) -> None:
+    from bpfnb.elf.loader import load_elf
+    from bpfnb.link.elfcell import elf_cflags
+
+    path = clang_build("link_pinned_gobpf", *elf_cflags())
+    with pytest.raises(PinError, match="PIN_CUSTOM_NS needs a path"):
+        load_elf(path, pin_root=pin_root)
+    obj = load_elf(path, pin_root=pin_root, pin_paths={"custom_calls": "mine/custom"})
+    pins = dict(obj.pins)  # type: ignore[attr-defined]
+    try:
+        assert pins == {
+            "global_calls": f"{pin_root}/bpfnb_ns/globals/global_calls",
+            "custom_calls": f"{pin_root}/mine/custom",
+        }
+        assert all(os.path.exists(p) for p in pins.values())
+    finally:
+        obj.close(unpin=True)  # type: ignore[call-arg]
+    assert not any(os.path.exists(p) for p in pins.values())
+
+
+def test_nothing_is_pinned_without_a_pin_root(clang_build) -> None:
+    from bpfnb.elf.loader import load_elf
+    from bpfnb.link.elfcell import elf_cflags
+
+    path = clang_build("link_pinned_btf", *elf_cflags())
+    with load_elf(path, attach=False) as obj:
+        assert obj.pins == {}  # type: ignore[attr-defined]
+    assert not os.path.exists("/sys/fs/bpf/pinned_calls")
