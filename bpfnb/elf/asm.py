@@ -259,9 +259,9 @@ def _alu(wide: bool, opcode: int, dst: int, src: int, off: int, imm: int) -> str
     d = _reg(dst, wide)
     if op == 0x80:
         return f"{d} = -{d}"
-    if op == 0xD0:  # byte swaps
+    if op == 0xD0:  # byte swaps act on the whole register, whatever the class
         kind = "bswap" if wide else ("be" if use_reg else "le")
-        return f"{d} = {kind}{imm} {d}"
+        return f"r{dst} = {kind}{imm} r{dst}"
     operand = _reg(src, wide) if use_reg else str(imm)
     if op == 0xB0 and off in (8, 16, 32) and use_reg:
         return f"{d} = (s{off}){_reg(src, wide)}"

@@ -22,8 +22,10 @@ _MAX_SIZE = 1 << 24
 _MAX_DEPTH = 32
 
 
-def raw_layout(size: int) -> Layout:
+def raw_layout(size: int, section: str = "") -> Layout:
     """A type known only by its size: an unsigned integer when it has an integer's size."""
+    if size > _MAX_SIZE:
+        raise ElfError(f"a key or value of {size} bytes is too large to lay out", section or None)
     if size in (1, 2, 4, 8):
         return Layout(np.dtype(f"u{size}"), c_name=f"u{size * 8}")
     if size <= 0:
@@ -31,10 +33,10 @@ def raw_layout(size: int) -> Layout:
     return Layout(np.dtype([("raw", np.uint8, (size,))]), c_name=f"u8[{size}]")
 
 
-def layout_for(btf: Btf | None, type_id: int, size: int) -> Layout:
+def layout_for(btf: Btf | None, type_id: int, size: int, section: str = "") -> Layout:
     """The layout of BTF type ``type_id``; by ``size`` alone when there is no BTF type."""
     if btf is None or not type_id:
-        return raw_layout(size)
+        return raw_layout(size, section)
     layout = layout_of_type(btf, type_id)
     if layout.size != size:
         raise ElfError(
@@ -54,7 +56,7 @@ def data_layout(btf: Btf | None, section: str, variables: list[Variable], size: 
     for var in sorted(variables, key=lambda v: v.offset):
         if var.offset < end or var.size == 0 or var.offset + var.size > size or var.name in names:
             continue  # overlapping or empty: leave those bytes out
-        fallback = raw_layout(var.size)
+        fallback = raw_layout(var.size, section)
         if btf is not None and var.type_id:
             layout = layout_of_type(btf, var.type_id)
             if layout.size != var.size:

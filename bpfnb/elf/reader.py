@@ -79,6 +79,12 @@ class _Section:
     entsize: int
     data: bytes
 
+    def contents(self) -> bytes:
+        """The section's bytes; an error for a section that should hold some but has none."""
+        if len(self.data) != self.size:
+            raise ElfError(f"holds no data ({self.type}) where data is needed", self.name)
+        return self.data
+
     @property
     def executable(self) -> bool:
         return bool(self.flags & SHF_EXECINSTR) and self.type == "SHT_PROGBITS"
@@ -197,13 +203,14 @@ class _Reader:
         sh_type = h["sh_type"]
         sh_type = sh_type if isinstance(sh_type, str) else f"SHT_{sh_type:#x}"
         flags, offset, size = h["sh_flags"], h["sh_offset"], h["sh_size"]
+        label = name or f"#{index}"
         if flags & SHF_COMPRESSED:
-            raise ElfError("compressed sections are not supported", name, offset)
+            raise ElfError("compressed sections are not supported", label, offset)
         if sh_type in ("SHT_NOBITS", "SHT_NULL"):
             data = b""
         else:
             if offset + size > len(self.data):
-                raise ElfError(f"{size} bytes run past the end of the file", name, offset)
+                raise ElfError(f"{size} bytes run past the end of the file", label, offset)
             data = self.data[offset : offset + size]
         link_, info, entsize = h["sh_link"], h["sh_info"], h["sh_entsize"]
         self.sections.append(
@@ -236,7 +243,7 @@ class _Reader:
         self.roles[strtab.index] = "strings"
         fmt = self.endian + "IBBHQQ"
         for i, (name_off, info, _other, shndx, value, size) in enumerate(
-            struct.iter_unpack(fmt, symtab.data)
+            struct.iter_unpack(fmt, symtab.contents())
         ):
             name = self._string(strtab, name_off, symtab.name) if name_off else ""
             if shndx != SHN_UNDEF and shndx < SHN_LORESERVE and shndx >= len(self.sections):
@@ -256,26 +263,26 @@ class _Reader:
     def _btf(self) -> None:
         for section in self.sections:
             if section.name == ".BTF":
-                self.btf = btf_module.parse(section.data, ".BTF")
+                self.btf = btf_module.parse(section.contents(), ".BTF")
                 self.roles[section.index] = "BTF"
         for section in self.sections:
             if section.name == ".BTF.ext":
                 self.roles[section.index] = "BTF.ext"
                 if self.btf is not None:
-                    self.ext = btf_module.parse_ext(section.data, self.btf)
+                    self.ext = btf_module.parse_ext(section.contents(), self.btf)
 
     def _license(self) -> str:
         for section in self.sections:
             if section.name == "license":
                 self.roles[section.index] = "license"
-                return section.data.split(b"\0", 1)[0].decode("utf-8", errors="replace")
+                return section.contents().split(b"\0", 1)[0].decode("utf-8", errors="replace")
         return ""
 
     def _version(self) -> int:
         for section in self.sections:
             if section.name == "version":
                 self.roles[section.index] = "version"
-                if len(section.data) != 4:
+                if len(section.contents()) != 4:
                     raise ElfError(
                         f"kernel version is {len(section.data)} bytes, expected 4", "version"
                     )
@@ -356,7 +363,7 @@ class _Reader:
                         section.name,
                         0,
                     )
-                words = struct.unpack_from(self.endian + "6I", section.data, 0)
+                words = struct.unpack_from(self.endian + "6I", section.contents(), 0)
                 namespace = section.data[24:280].split(b"\0", 1)[0].decode("utf-8", "replace")
                 name = section.name[len("maps/") :]
                 syms = self._symbols_in(section.index, STT_OBJECT)
@@ -390,7 +397,7 @@ class _Reader:
                 raise ElfError(
                     f"map {sym.name!r} is not at a multiple of {size}", section.name, sym.value
                 )
-            words = struct.unpack_from(self.endian + "5I", section.data, sym.value)
+            words = struct.unpack_from(self.endian + "5I", section.contents(), sym.value)
             numa = 0
             if size >= 28:
                 numa = struct.unpack_from(self.endian + "I", section.data, sym.value + 24)[0]
@@ -555,6 +562,8 @@ class _Reader:
                 continue
             if section.size % 8:
                 raise ElfError(f"code size {section.size} is not a multiple of 8", section.name, 0)
+            if not section.name:
+                raise ElfError("code in a section without a name", f"#{section.index}", 0)
             total = section.size // 8
             syms = self._symbols_in(section.index, STT_FUNC)
             links = {off // 8: link_ for off, link_ in self.links.get(section.index, {}).items()}

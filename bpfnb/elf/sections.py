@@ -135,9 +135,9 @@ def classify(section: str) -> SectionKind:
         if target is not None:
             return SectionKind(prog_type, int(attach_type), kind, target)
     raise ElfError(
-        "unknown program section: its name gives no program type (known prefixes: "
-        + ", ".join(known_prefixes())
-        + ")",
+        "unknown program section: its name gives no program type (expected a name such as "
+        "kprobe/FN, tracepoint/CAT/NAME, raw_tp/NAME, socket, xdp, tc, cgroup_skb/ingress, "
+        "fentry/FN; bpfnb.elf.sections.known_prefixes() lists them all)",
         section,
     )
 

@@ -111,7 +111,7 @@ class MapSpec:
         """The key as a :class:`bpfnb.frames.Layout` (from BTF, or from its size)."""
         from bpfnb.elf.btf_layout import layout_for
 
-        return layout_for(self.btf, self.key_type_id, self.key_size)
+        return layout_for(self.btf, self.key_type_id, self.key_size, self.section)
 
     @property
     def value_layout(self) -> Layout:
@@ -120,15 +120,13 @@ class MapSpec:
 
         if self.layout == "data":
             return data_layout(self.btf, self.section, self.variables, self.value_size)
-        return layout_for(self.btf, self.value_type_id, self.value_size)
+        return layout_for(self.btf, self.value_type_id, self.value_size, self.section)
 
 
 def _c_name(btf: Btf | None, type_id: int, size: int) -> str:
     if btf is not None and type_id:
         return btf.type_name(type_id)
-    from bpfnb.elf.btf_layout import raw_layout
-
-    return raw_layout(size).type_name
+    return {1: "u8", 2: "u16", 4: "u32", 8: "u64"}.get(size, f"u8[{size}]")
 
 
 @dataclass

@@ -1,0 +1,68 @@
+"""Section names → program type, expected attach type and attach target."""
+
+from __future__ import annotations
+
+import pytest
+
+from bpfnb.elf.sections import classify, known_prefixes
+from bpfnb.errors import ElfError
+from bpfnb.sys.constants import AttachType, ProgType
+
+
+@pytest.mark.parametrize(
+    "section, prog_type, attach_type, kind, target",
+    [
+        # gobpf's names
+        ("kprobe/do_sys_open", ProgType.KPROBE, 0, "kprobe", "do_sys_open"),
+        ("kretprobe/do_sys_open", ProgType.KPROBE, 0, "kretprobe", "do_sys_open"),
+        ("uprobe/bash:readline", ProgType.KPROBE, 0, "uprobe", "bash:readline"),
+        ("uretprobe/x", ProgType.KPROBE, 0, "uretprobe", "x"),
+        ("tracepoint/syscalls/sys_enter_openat", ProgType.TRACEPOINT, 0, "tracepoint",
+         "syscalls/sys_enter_openat"),
+        ("socket", ProgType.SOCKET_FILTER, 0, "socket", ""),
+        ("socket_filter_1", ProgType.SOCKET_FILTER, 0, "socket", "_filter_1"),
+        ("cgroup/skb", ProgType.CGROUP_SKB, 0, "cgroup", ""),
+        ("cgroup/sock", ProgType.CGROUP_SOCK, AttachType.CGROUP_INET_SOCK_CREATE, "cgroup", ""),
+        ("xdp", ProgType.XDP, 0, "xdp", ""),
+        ("xdp_prog", ProgType.XDP, 0, "xdp", "_prog"),
+        ("sched_cls/ingress", ProgType.SCHED_CLS, 0, "tc", "ingress"),
+        ("sched_act/x", ProgType.SCHED_ACT, 0, "tc_action", "x"),
+        ("perf_event", ProgType.PERF_EVENT, 0, "perf_event", ""),
+        # libbpf's names
+        ("tp/sched/sched_switch", ProgType.TRACEPOINT, 0, "tracepoint", "sched/sched_switch"),
+        ("raw_tracepoint/sys_enter", ProgType.RAW_TRACEPOINT, 0, "raw_tracepoint", "sys_enter"),
+        ("raw_tp/sys_exit", ProgType.RAW_TRACEPOINT, 0, "raw_tracepoint", "sys_exit"),
+        ("cgroup_skb/ingress", ProgType.CGROUP_SKB, AttachType.CGROUP_INET_INGRESS, "cgroup", ""),
+        ("cgroup_skb/egress", ProgType.CGROUP_SKB, AttachType.CGROUP_INET_EGRESS, "cgroup", ""),
+        ("tc", ProgType.SCHED_CLS, 0, "tc", ""),
+        ("classifier", ProgType.SCHED_CLS, 0, "tc", ""),
+        ("fentry/do_unlinkat", ProgType.TRACING, AttachType.TRACE_FENTRY, "fentry", "do_unlinkat"),
+        ("fexit/do_unlinkat", ProgType.TRACING, AttachType.TRACE_FEXIT, "fexit", "do_unlinkat"),
+        ("lsm/file_open", ProgType.LSM, AttachType.LSM_MAC, "lsm", "file_open"),
+        ("tp_btf/sched_switch", ProgType.TRACING, AttachType.TRACE_RAW_TP, "tp_btf",
+         "sched_switch"),
+        ("sockops", ProgType.SOCK_OPS, AttachType.CGROUP_SOCK_OPS, "cgroup", ""),
+        ("sk_msg", ProgType.SK_MSG, AttachType.SK_MSG_VERDICT, "sockmap", ""),
+        ("cgroup/connect4", ProgType.CGROUP_SOCK_ADDR, AttachType.CGROUP_INET4_CONNECT, "cgroup",
+         ""),
+        ("xdp/devmap", ProgType.XDP, AttachType.XDP_DEVMAP, "xdp", ""),
+    ],
+)  # fmt: skip
+def test_classify(section, prog_type, attach_type, kind, target):
+    got = classify(section)
+    assert (got.prog_type, got.expected_attach_type, got.attach_kind, got.attach_target) == (
+        prog_type, attach_type, kind, target
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize("section", ["kprobe", "tracepoint", "fentry", "maps/x", "text", ""])
+def test_unknown_or_incomplete_names_are_reported(section):
+    with pytest.raises(ElfError, match="unknown program section") as err:
+        classify(section)
+    assert err.value.section == section
+
+
+def test_known_prefixes_cover_both_conventions():
+    prefixes = set(known_prefixes())
+    assert {"kprobe/", "tracepoint/", "socket", "xdp", "perf_event", "cgroup/skb"} <= prefixes
+    assert {"tp/", "raw_tp/", "fentry/", "lsm/", "tc", "cgroup_skb/ingress"} <= prefixes
