@@ -153,8 +153,8 @@ class PrivilegeError(BpfError, PermissionError):
         self.capability = capability
         self.action = action
         super().__init__(
-            f"{action} needs {capability}: run the notebook or script as root "
-            f"(or grant {capability} to the Python interpreter)"
+            f"{action} needs {capability}: run the notebook or script as root, or grant the "
+            "capability to the Python interpreter (setcap cap_bpf,cap_perfmon+ep <python>)"
         )
 
 
