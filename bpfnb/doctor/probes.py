@@ -6,13 +6,14 @@ Nothing is inferred from version numbers: each probe tries the feature and repor
 from __future__ import annotations
 
 import errno
+import functools
 import os
 import socket
 import struct
 from collections.abc import Callable
 
 from bpfnb.doctor.report import MISSING, OK, UNAVAILABLE, Check
-from bpfnb.sys import bpf, perf, tracefs
+from bpfnb.sys import bpf, features, perf, tracefs
 from bpfnb.sys.constants import AttachType, MapType, ProgType
 from bpfnb.sys.fd import FD
 
@@ -41,6 +42,7 @@ def _why(err: OSError) -> str:
     return f"{errno.errorcode.get(err.errno or 0, err.errno)}: {err.strerror}"
 
 
+@functools.cache
 def vmlinux_function_btf_id(name: str) -> int:
     """The BTF id of kernel function ``name`` (0 when unknown)."""
     try:
@@ -66,12 +68,7 @@ def _load(prog_type: int, attach_type: int = 0, attach_btf_id: int = 0) -> FD:
 
 
 def _tracing_refused(err: OSError) -> str:
-    if err.errno == errno.EPERM:
-        return (
-            "the kernel refuses tracing programs (EPERM even as root): fentry/fexit "
-            "trampolines are not available in this kernel"
-        )
-    return f"loading a tracing program failed ({_why(err)})"
+    return features.tracing_refused_reason(err.errno or 0)
 
 
 def program_type_checks() -> list[Check]:
@@ -183,14 +180,10 @@ def _attach_uprobe() -> str:
 def _attach_kprobe() -> str:
     import ctypes as ct
 
+    reason = features.kprobes_missing_reason()
+    if reason:
+        raise _Unavailable(reason)
     pmu = _pmu_type("kprobe")
-    root = tracefs.mount_point()
-    has_events = bool(root and os.path.exists(os.path.join(root, "kprobe_events")))
-    if pmu is None and not has_events:
-        raise _Unavailable(
-            "this kernel was built without CONFIG_KPROBES (no kprobe PMU and no "
-            "kprobe_events in tracefs)"
-        )
     if pmu is None:
         return "kprobe_events exists in tracefs (legacy attach only)"
     func = ct.create_string_buffer(b"do_sys_openat2")
