@@ -108,6 +108,8 @@ def open_stream(
     """
     if maxlen < 1:
         raise ValueError(f"maxlen must be at least 1, not {maxlen}")
+    if getattr(obj, "closed", False):
+        raise BpfError(f"{getattr(obj, 'name', 'object')}: closed, so it has no maps to stream")
     bcc_obj = _bcc_of(obj)
     fd = _map_fd(obj, name, bcc_obj)
     info = bpf.map_info(fd)

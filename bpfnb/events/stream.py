@@ -190,7 +190,10 @@ class EventStream:
         return self._chunks[0]
 
     def to_frame(self, time: bool = False) -> pd.DataFrame:
-        """The retained events as a DataFrame, oldest first.
+        """The retained events as a DataFrame, in the order they were read.
+
+        A perf buffer has one ring per CPU, read one after the other: sort by a time stamp
+        field when the order across CPUs matters.
 
         With ``time=True`` a wall-clock ``time`` column (UTC) is added, computed from the
         event's ``ts`` field, which must come from ``bpf_ktime_get_ns()`` (CLOCK_MONOTONIC).

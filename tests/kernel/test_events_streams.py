@@ -284,3 +284,10 @@ def test_stream_of_a_map_that_is_not_an_event_buffer(bcc_ok: None) -> None:
             obj.stream("nope")
     finally:
         obj.close()
+
+
+def test_stream_of_a_closed_object(bcc_ok: None) -> None:
+    obj = _compile("ring")
+    obj.close()
+    with pytest.raises(BpfError, match="closed"):
+        obj.stream("events")
