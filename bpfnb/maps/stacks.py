@@ -129,19 +129,20 @@ class StackTraceMap(Map):
         """Join ``counts`` (a map or frame keyed by stack ids) with this map's stacks.
 
         Returns ``counts``' frame plus a ``stack`` column: a tuple of frame names, root first,
-        user frames then kernel frames, ready for :func:`bpfnb.plots.flamegraph`. A scalar key
-        is taken as one stack id (kernel, or user when a ``pid`` column exists); for struct
-        keys the ``user_stack``/``kernel_stack``/``pid`` fields are used where present. The
-        count column is renamed ``count``. Negative stack ids (no stack) become ``[unknown]``.
+        user frames then kernel frames, ready for :func:`bpfnb.plots.flamegraph`. Struct keys
+        give the stack ids in their ``user_stack``/``kernel_stack`` fields (and the process in
+        ``pid``, to name user frames). A scalar key is a kernel stack id, in a column
+        ``stack_id`` (pass ``user_stack="stack_id", pid=...`` for a user one). The count column
+        is renamed ``count``. Negative stack ids (the kernel could not take the stack) are left
+        out of the tuple; a row with none left is ``("[unknown]",)``.
         """
         frame = counts.to_frame() if isinstance(counts, Map) else counts.copy()
         if count in frame.columns and count != "count":
             frame = frame.rename(columns={count: "count"})
-        if "key" in frame.columns:
-            if pid is not None and pid in frame.columns:
-                user_stack, kernel_stack = "key", None
-            else:
-                user_stack, kernel_stack = None, "key"
+        if "key" in frame.columns:  # a scalar key is the stack id itself
+            frame = frame.rename(columns={"key": "stack_id"})
+            if user_stack != "stack_id":
+                kernel_stack = "stack_id"
         user_col = user_stack if user_stack in frame.columns else None
         kernel_col = kernel_stack if kernel_stack in frame.columns else None
         if user_col is None and kernel_col is None:
@@ -164,13 +165,17 @@ class StackTraceMap(Map):
         user_ids = frame[user_col].tolist() if user_col else [None] * n
         kernel_ids = frame[kernel_col].tolist() if kernel_col else [None] * n
         pids = frame[pid_col].tolist() if pid_col else [-1] * n
+        named: dict[tuple[Any, Any, Any], tuple[str, ...]] = {}  # rows share stacks
         for user_id, kernel_id, process in zip(user_ids, kernel_ids, pids, strict=True):
-            names: list[str] = []
-            if user_id is not None:
-                names += _named(ips, user_id, user_name(int(process)))
-            if kernel_id is not None:
-                names += _named(ips, kernel_id, kernel.name)
-            result.append(tuple(names) or (UNKNOWN,))
+            key = (user_id, kernel_id, process if user_id is not None else None)
+            if key not in named:
+                names: list[str] = []
+                if user_id is not None:
+                    names += _named(ips, user_id, user_name(int(process)))
+                if kernel_id is not None:
+                    names += _named(ips, kernel_id, kernel.name)
+                named[key] = tuple(names) or (UNKNOWN,)
+            result.append(named[key])
         frame["stack"] = result
         return frame
 

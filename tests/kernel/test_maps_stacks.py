@@ -83,3 +83,38 @@ def test_user_stack_names_a_known_function_and_kernel_stack_a_syscall(
     kernel = frame[frame["user_stack_id"] < 0]
     assert kernel["count"].sum() == 5
     assert kernel["stack"].map(lambda s: any("syscall" in f.lower() for f in s)).all()
+
+
+SCALAR = r"""
+BPF_STACK_TRACE(stacks, 256);
+BPF_HASH(by_stack, int, u64);
+
+TRACEPOINT_PROBE(syscalls, sys_enter_getppid) {
+    if (bpf_get_current_pid_tgid() >> 32 != PID)
+        return 0;
+    int id = stacks.get_stackid(args, 0);
+    by_stack.increment(id);
+    return 0;
+}
+"""
+
+
+def test_scalar_stack_id_counts_make_a_flame_graph(bcc_ok: None) -> None:
+    from bpfnb import plots
+    from bpfnb.bcc import import_bcc
+
+    program = import_bcc().BPF(text=SCALAR, cflags=[f"-DPID={os.getpid()}"])
+    try:
+        for _ in range(23):
+            os.getppid()
+        frame = from_bcc_table(program[b"stacks"]).stacks(from_bcc_table(program[b"by_stack"]))
+    finally:
+        program.cleanup()
+    assert list(frame.columns) == ["stack_id", "count", "stack"]
+    assert frame["count"].sum() == 23
+    assert (frame["stack_id"] >= 0).all()
+    assert frame["stack"].map(lambda s: any("syscall" in f.lower() for f in s)).all()
+    fig = plots.flamegraph(frame)
+    # The bottom row covers every sample: its boxes' widths add up to the whole.
+    bottom = [p.get_width() for p in fig.axes[0].patches if p.get_y() == 0]
+    assert abs(sum(bottom) - 1.0) < 1e-9
