@@ -56,7 +56,9 @@ def read_all(
     ``batch_size`` caps the first buffer, in entries (tests use it to provoke ENOSPC).
     """
     entry = key_dtype.itemsize + value_dtype.itemsize
-    capacity = max(1, min(max_entries or 1, _FIRST_BUFFER_BYTES // entry))
+    # One spare slot: a full map then ends in the first call (ENOENT) instead of a second one
+    # after growing the buffers.
+    capacity = max(1, min((max_entries or 0) + 1, _FIRST_BUFFER_BYTES // entry))
     if batch_size is not None:
         capacity = max(1, batch_size)
     keys = np.empty(capacity, dtype=key_dtype)
