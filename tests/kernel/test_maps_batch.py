@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ctypes as ct
 import errno
+import os
 
 import numpy as np
 import pytest
@@ -139,3 +140,37 @@ def test_full_hash_raises_map_error() -> None:
         m[1], m[2] = 1, 2
         with pytest.raises(MapError, match="full"):
             m[3] = 3
+
+
+def test_key_by_key_fallback_when_the_kernel_has_no_batch_ops(monkeypatch) -> None:
+    from bpfnb.maps import snapshot
+
+    def no_batch(*args: object, **kwargs: object) -> None:
+        raise OSError(errno.EINVAL, "BPF_MAP_LOOKUP_BATCH unknown before Linux 5.6")
+
+    with _new(MapType.HASH, Key, Value, 64) as m:
+        m.update_batch([(i, f"t{i}") for i in range(50)], [(i, 2 * i) for i in range(50)])
+        batched = m.to_frame().sort_values("pid").reset_index(drop=True)
+        monkeypatch.setattr(snapshot.bpf, "map_lookup_batch", no_batch)
+        assert not m.snapshot().batched
+        walked = m.to_frame(clear=True).sort_values("pid").reset_index(drop=True)
+        assert walked.equals(batched) and len(walked) == 50
+        assert len(m) == 0
+
+
+def test_stack_trace_maps_have_no_batch_ops_and_still_read(bcc_ok: None) -> None:
+    from bpfnb.bcc import import_bcc
+    from bpfnb.maps import from_bcc_table
+
+    program = import_bcc().BPF(
+        text="BPF_STACK_TRACE(stacks, 16);"
+        "TRACEPOINT_PROBE(syscalls, sys_enter_getppid) { stacks.get_stackid(args, 0); return 0; }"
+    )
+    try:
+        os.getppid()
+        m = from_bcc_table(program[b"stacks"])
+        snap = m.snapshot()
+        assert not snap.batched and len(snap) >= 1
+        assert len(m.to_frame()) == len(snap)
+    finally:
+        program.cleanup()
