@@ -4,6 +4,12 @@ Both parsers find runs of consecutive records with the same header and cut each 
 one numpy reshape, so a batch of fixed-size events costs a few numpy calls, not a Python step
 per event. Records of other sizes (variable-length events) form runs of one and still decode:
 a payload shorter than the event type is padded with zeros, a longer one is cut to its size.
+
+A ring buffer record keeps the exact size that was submitted. A perf record does not: the kernel
+rounds the raw data up so that it and its u32 size fill whole 8-byte words, and leaves the pad
+bytes unwritten (they hold whatever the ring held before). Variable-size events in a perf
+buffer should therefore be submitted in sizes where ``4 + size`` is a multiple of 8, or carry
+their own length.
 """
 
 from __future__ import annotations

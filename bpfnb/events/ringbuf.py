@@ -11,7 +11,7 @@ import os
 
 from bpfnb.events.records import Batch, parse_ringbuf
 from bpfnb.sys.fd import FD
-from bpfnb.sys.mmap_ring import RingbufMmap, copy_span
+from bpfnb.sys.mmap_ring import RingbufMmap
 
 __all__ = ["RingBufferReader"]
 
@@ -45,13 +45,13 @@ class RingBufferReader:
         end = ring.producer
         if end == start:
             return Batch()
-        # First find how far records are committed; then copy that span again, so every
-        # payload byte is read after its header was seen committed (memcpy's load order is
-        # unspecified within one copy).
-        committed = parse_ringbuf(copy_span(ring.data, start, end), self.event_size).consumed
+        # The data area is mapped twice in a row, so [start, end) is one contiguous view. First
+        # find how far records are committed; then copy that span again, so every payload byte
+        # is read after its header was seen committed (memcpy's load order is unspecified).
+        committed = parse_ringbuf(ring.view(start, end).copy(), self.event_size).consumed
         if not committed:
             return Batch()
-        batch = parse_ringbuf(copy_span(ring.data, start, start + committed), self.event_size)
+        batch = parse_ringbuf(ring.view(start, start + committed).copy(), self.event_size)
         ring.consumer = start + batch.consumed
         return batch
 
