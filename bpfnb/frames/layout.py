@@ -7,7 +7,8 @@ Rules, the same for map keys/values and event records:
 - nested structs stay nested; frames flatten them into dotted names;
 - union members each become a field at the union's offset, all reading the same bytes;
 - bitfields are stored as their containing integer and decoded into one column each by shift
-  and mask (:class:`Bitfield`).
+  and mask (:class:`Bitfield`);
+- bcc's explicit padding members (``__pad_N``) are kept in the dtype but are not columns.
 """
 
 from __future__ import annotations

@@ -7,7 +7,11 @@ import pandas as pd
 
 from bpfnb.frames.layout import Layout
 
-__all__ = ["columns", "frame"]
+__all__ = ["HIDDEN_PREFIXES", "columns", "frame"]
+
+#: Fields that are not columns: bitfield storage (decoded into one column per bitfield) and the
+#: ``__pad_N`` members bcc adds to make padding explicit.
+HIDDEN_PREFIXES = ("_bits", "__pad_")
 
 
 def _decode_strings(values: np.ndarray) -> np.ndarray:
@@ -49,7 +53,7 @@ def _distinct_rows(raw: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 def _flatten(values: np.ndarray, dtype: np.dtype, name: str, out: dict[str, np.ndarray]) -> None:
     if dtype.names and dtype.fields:
         for field in dtype.names:
-            if not field.startswith("_bits"):
+            if not field.startswith(HIDDEN_PREFIXES):
                 dotted = f"{name}.{field}" if name else field
                 _flatten(values[field], dtype.fields[field][0], dotted, out)
         return

@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from bpfnb.frames import Layout, columns
+from bpfnb.frames.table import HIDDEN_PREFIXES
 from bpfnb.maps.errors import MapError
 
 __all__ = ["Codec"]
@@ -49,7 +50,7 @@ def _build(dtype: np.dtype, path: str, layout: Layout) -> _Node:
     node = _Node(path, dtype)
     assert dtype.names is not None and dtype.fields is not None
     for name in dtype.names:
-        if name.startswith("_bits"):
+        if name.startswith(HIDDEN_PREFIXES):  # padding stays zero; bitfields come below
             continue
         sub = dtype.fields[name][0]
         dotted = f"{path}.{name}" if path else name

@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from bpfnb.frames import columns
+from bpfnb.frames.table import HIDDEN_PREFIXES
 from bpfnb.maps.errors import MapError
 
 if TYPE_CHECKING:
@@ -42,7 +43,7 @@ def _counts(m: Map) -> tuple[np.ndarray, np.ndarray]:
     snap = m.snapshot()
     values = snap.values["v"].sum(axis=1) if m.per_cpu else snap.values
     if values.dtype.names:
-        names = [n for n in values.dtype.names if not n.startswith("_bits")]
+        names = [n for n in values.dtype.names if not n.startswith(HIDDEN_PREFIXES)]
         if len(names) != 1:
             raise MapError(f"{m.name}: a histogram's value must be one counter, not {names}")
         values = values[names[0]]
@@ -59,7 +60,7 @@ def histogram_frame(
     bucket_values: list[Any] | None = None
     if keys.dtype.names:
         cols = columns(keys, m.key_type)
-        names = [n for n in cols if not n.startswith("__pad")]
+        names = list(cols)
         bucket = bucket or names[0]
         slot = slot or next((n for n in names if n != bucket), None)
         if bucket not in cols or slot not in cols:

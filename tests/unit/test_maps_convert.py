@@ -7,7 +7,7 @@ import ctypes as ct
 import numpy as np
 import pytest
 
-from bpfnb.frames import layout_of
+from bpfnb.frames import columns, layout_of
 from bpfnb.maps.convert import Codec
 from bpfnb.maps.errors import MapError
 
@@ -113,3 +113,25 @@ def test_char_array_scalar_and_plain_arrays() -> None:
     assert text.unpack(text.pack("héllo")) == ["héllo"]
     ips = Codec(layout_of(ct.c_uint64 * 4))
     assert ips.unpack(ips.pack([1, 2, 3, 0])) == [(1, 2, 3, 0)]
+
+
+class Padded(ct.Structure):  # as bcc declares struct {u32 whence; u64 slot;}
+    _fields_ = [("whence", ct.c_uint32), ("__pad_1", ct.c_char * 4), ("slot", ct.c_uint64)]
+
+
+class Either(ct.Union):
+    _fields_ = [("as_u32", ct.c_uint32), ("as_bytes", ct.c_uint8 * 4)]
+
+
+def test_bcc_padding_is_neither_a_field_nor_a_column() -> None:
+    codec = Codec(layout_of(Padded))
+    packed = codec.pack((3, 9))
+    assert packed.tobytes() == bytes(Padded(3, b"", 9))
+    assert codec.unpack(packed)[0]._asdict() == {"whence": 3, "slot": 9}
+    assert list(columns(packed, layout_of(Padded))) == ["whence", "slot"]
+
+
+def test_union_members_read_the_same_bytes() -> None:
+    codec = Codec(layout_of(Either))
+    (value,) = codec.unpack(codec.pack({"as_u32": 0x04030201}))
+    assert value.as_u32 == 0x04030201 and value.as_bytes == (1, 2, 3, 4)
