@@ -295,10 +295,12 @@ class _Reader:
                 raise ElfError("RELA relocations are not used by BPF objects", rel.name, rel.offset)
             if rel.type != "SHT_REL":
                 continue
-            self.roles[rel.index] = "relocations"
             target = self._section(rel.info, rel.name)
             if target.name.startswith(_IGNORED_PREFIXES) or target.name in (".BTF", ".BTF.ext"):
-                continue  # debug info relocations matter to debuggers only
+                # Relocations of debug info and BTF matter to linkers and debuggers only.
+                self.roles[rel.index] = "debug info (ignored)"
+                continue
+            self.roles[rel.index] = "relocations"
             if rel.entsize != 16 or rel.size % 16:
                 raise ElfError(f"relocation size {rel.entsize}, expected 16", rel.name, rel.offset)
             links = self.links.setdefault(target.index, {})
