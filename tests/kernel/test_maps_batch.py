@@ -174,3 +174,33 @@ def test_stack_trace_maps_have_no_batch_ops_and_still_read(bcc_ok: None) -> None
         assert len(m.to_frame()) == len(snap)
     finally:
         program.cleanup()
+
+
+def test_close_is_idempotent_and_only_closes_an_owned_fd() -> None:
+    fd = bpf.map_create(MapType.ARRAY, 4, 8, 1)
+    borrowed = open_map(
+        fd.fileno(),
+        name="b",
+        map_type=MapType.ARRAY,
+        key=layout_of(ct.c_uint32),
+        value=layout_of(ct.c_uint64),
+        max_entries=1,
+        owns_fd=False,
+    )
+    borrowed.close()
+    borrowed.close()
+    with pytest.raises(MapError, match="closed"):
+        borrowed[0]
+    assert bpf.map_info(fd.fileno()).max_entries == 1  # the owner's fd is still open
+    owned = open_map(
+        fd,
+        name="o",
+        map_type=MapType.ARRAY,
+        key=layout_of(ct.c_uint32),
+        value=layout_of(ct.c_uint64),
+        max_entries=1,
+    )
+    owned[0] = 5
+    assert owned[0] == 5
+    owned.close()
+    assert fd.closed and owned.closed
