@@ -7,11 +7,17 @@ import pandas as pd
 
 from bpfnb.frames.layout import Layout
 
-__all__ = ["HIDDEN_PREFIXES", "columns", "frame"]
+__all__ = ["ANONYMOUS_PREFIX", "HIDDEN_PREFIXES", "columns", "frame"]
 
 #: Fields that are not columns: bitfield storage (decoded into one column per bitfield) and the
 #: ``__pad_N`` members bcc adds to make padding explicit.
 HIDDEN_PREFIXES = ("_bits", "__pad_")
+#: How bcc names unnamed struct/union members; their fields are named as the parent's, as in C.
+ANONYMOUS_PREFIX = "__anon"
+
+
+def _visible(dotted: str) -> str:
+    return ".".join(part for part in dotted.split(".") if not part.startswith(ANONYMOUS_PREFIX))
 
 
 def _decode_strings(values: np.ndarray) -> np.ndarray:
@@ -54,8 +60,10 @@ def _flatten(values: np.ndarray, dtype: np.dtype, name: str, out: dict[str, np.n
     if dtype.names and dtype.fields:
         for field in dtype.names:
             if not field.startswith(HIDDEN_PREFIXES):
-                dotted = f"{name}.{field}" if name else field
-                _flatten(values[field], dtype.fields[field][0], dotted, out)
+                sub = dtype.fields[field][0]
+                anonymous = field.startswith(ANONYMOUS_PREFIX) and sub.names
+                dotted = name if anonymous else (f"{name}.{field}" if name else field)
+                _flatten(values[field], sub, dotted, out)
         return
     if dtype.kind == "S":
         out[name] = _decode_strings(values)
@@ -80,7 +88,7 @@ def columns(records: np.ndarray, layout: Layout, prefix: str = "") -> dict[str, 
         for part in bits.storage.split("."):
             storage = storage[part]
         mask = (1 << bits.width) - 1
-        name = f"{prefix}.{bits.name}" if prefix else bits.name
+        name = f"{prefix}.{_visible(bits.name)}" if prefix else _visible(bits.name)
         out[name] = (storage.astype(np.uint64) >> np.uint64(bits.shift)) & np.uint64(mask)
     return out
 

@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from bpfnb.frames import Layout, columns
-from bpfnb.frames.table import HIDDEN_PREFIXES
+from bpfnb.frames.table import ANONYMOUS_PREFIX, HIDDEN_PREFIXES
 from bpfnb.maps.errors import MapError
 
 __all__ = ["Codec"]
@@ -33,31 +33,59 @@ __all__ = ["Codec"]
 
 @dataclass
 class _Node:
-    """One struct in a layout: its plain fields (name → sub-node or None) and its bitfields."""
+    """One struct in a layout: its plain fields (name → sub-node or None) and its bitfields.
+
+    ``path`` is the dotted name users see; ``real`` the path in the dtype, which also holds
+    bcc's ``__anonN`` members (unnamed structs and unions, whose fields read as the parent's).
+    """
 
     path: str
+    real: str
     dtype: np.dtype
+    anonymous: bool = False
     fields: list[tuple[str, _Node | None]] = field(default_factory=list)
     bits: dict[str, tuple[str, int, int]] = field(default_factory=dict)  # name → storage, shift, w
     record: Any = None
 
     @property
     def names(self) -> list[str]:
-        return [name for name, _ in self.fields] + list(self.bits)
+        out: list[str] = []
+        for name, sub in self.fields:
+            out += sub.names if sub is not None and sub.anonymous else [name]
+        return out + list(self.bits)
+
+    def members(self) -> dict[str, tuple[_Node, list[str]]]:
+        """Visible name → (the node that owns it, the anonymous fields to descend through)."""
+        out: dict[str, tuple[_Node, list[str]]] = {}
+        for name, sub in self.fields:
+            if sub is not None and sub.anonymous:
+                for inner, (owner, chain) in sub.members().items():
+                    out[inner] = (owner, [name, *chain])
+            else:
+                out[name] = (self, [])
+        for name in self.bits:
+            out[name] = (self, [])
+        return out
 
 
-def _build(dtype: np.dtype, path: str, layout: Layout) -> _Node:
-    node = _Node(path, dtype)
+def _build(
+    dtype: np.dtype, path: str, layout: Layout, real: str = "", anonymous: bool = False
+) -> _Node:
+    node = _Node(path, real, dtype, anonymous)
     assert dtype.names is not None and dtype.fields is not None
     for name in dtype.names:
         if name.startswith(HIDDEN_PREFIXES):  # padding stays zero; bitfields come below
             continue
         sub = dtype.fields[name][0]
+        real_dotted = f"{real}.{name}" if real else name
+        if sub.names and name.startswith(ANONYMOUS_PREFIX):
+            node.fields.append((name, _build(sub, path, layout, real_dotted, anonymous=True)))
+            continue
         dotted = f"{path}.{name}" if path else name
-        node.fields.append((name, _build(sub, dotted, layout) if sub.names else None))
+        node.fields.append((name, _build(sub, dotted, layout, real_dotted) if sub.names else None))
     for bits in layout.bitfields:
         parent, _, name = bits.name.rpartition(".")
-        if parent == path:
+        if parent == real:
             node.bits[name] = (bits.storage.rpartition(".")[2], bits.shift, bits.width)
     type_name = "".join(p.capitalize() for p in path.split(".")) if path else "Record"
     node.record = namedtuple(_identifier(type_name), node.names, rename=True)  # type: ignore[misc]
@@ -138,29 +166,35 @@ class Codec:
                 f"{self.what}: {self._where(node)} needs a tuple or dict of its fields "
                 f"{names}, not {type(value).__name__}"
             )
-        subs = dict(node.fields)
+        members = node.members()
         for name, item in items:
+            owner, chain = members[name]
+            target = view
+            for anonymous in chain:
+                target = target[anonymous]
             dotted = f"{node.path}.{name}" if node.path else name
-            if name in node.bits:
-                storage, shift, width = node.bits[name]
+            if name in owner.bits:
+                storage, shift, width = owner.bits[name]
                 bits = self._leaf(item, np.dtype(np.uint64), dotted)
                 if not 0 <= int(bits) < (1 << width):
                     raise MapError(f"{self.what}: {dotted} is a {width}-bit field, got {item!r}")
-                cell = view[storage]
+                cell = target[storage]
                 old = int(cell[0])
                 cell[0] = (old & ~(((1 << width) - 1) << shift)) | (int(bits) << shift)
-            elif subs[name] is not None:
-                self._assign(view[name], subs[name], item)  # type: ignore[arg-type]
+                continue
+            sub = dict(owner.fields)[name]
+            if sub is not None:
+                self._assign(target[name], sub, item)
             else:
-                view[name][0] = self._leaf(item, node.dtype.fields[name][0], dotted)  # type: ignore[index]
+                target[name][0] = self._leaf(item, owner.dtype.fields[name][0], dotted)  # type: ignore[index]
 
     def _dict_items(self, node: _Node, value: Mapping[str, Any]) -> list[tuple[str, Any]]:
-        known = set(node.names)
+        members = node.members()
         nested: dict[str, dict[str, Any]] = {}
         items: list[tuple[str, Any]] = []
         for name, item in value.items():
             head, _, rest = str(name).partition(".")
-            if head not in known or (rest and head in node.bits):
+            if head not in members or (rest and head in members[head][0].bits):
                 raise MapError(
                     f"{self.what}: {self._where(node)} has no field {name!r} (fields: {node.names})"
                 )
@@ -225,11 +259,21 @@ class Codec:
         return self._rows(self._root, cols, len(records))
 
     def _rows(self, node: _Node, cols: dict[str, list[Any]], n: int) -> list[Any]:
+        parts = self._parts(node, cols, n)
+        make = node.record._make
+        return [make(row) for row in zip(*parts, strict=True)] if parts else [make(())] * n
+
+    def _parts(self, node: _Node, cols: dict[str, list[Any]], n: int) -> list[list[Any]]:
+        # One list per visible field of ``node``, in ``node.names`` order.
         parts: list[list[Any]] = []
         for name, sub in node.fields:
             dotted = f"{node.path}.{name}" if node.path else name
-            parts.append(self._rows(sub, cols, n) if sub is not None else cols[dotted])
+            if sub is None:
+                parts.append(cols[dotted])
+            elif sub.anonymous:
+                parts += self._parts(sub, cols, n)
+            else:
+                parts.append(self._rows(sub, cols, n))
         for name in node.bits:
             parts.append(cols[f"{node.path}.{name}" if node.path else name])
-        make = node.record._make
-        return [make(row) for row in zip(*parts, strict=True)] if parts else [make(())] * n
+        return parts

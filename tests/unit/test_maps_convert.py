@@ -135,3 +135,36 @@ def test_union_members_read_the_same_bytes() -> None:
     codec = Codec(layout_of(Either))
     (value,) = codec.unpack(codec.pack({"as_u32": 0x04030201}))
     assert value.as_u32 == 0x04030201 and value.as_bytes == (1, 2, 3, 4)
+
+
+class _Addr(ct.Union):
+    _fields_ = [("v4", ct.c_uint32), ("v6", ct.c_uint8 * 16)]
+
+
+class _Flags(ct.Structure):
+    _fields_ = [("syn", ct.c_uint8, 1), ("ack", ct.c_uint8, 1)]
+
+
+class Flow(ct.Structure):  # as bcc declares struct {u16 port; union {u32 v4; u8 v6[16];}; ...}
+    _anonymous_ = ("__anon0", "__anon1")
+    _fields_ = [("port", ct.c_uint16), ("__anon0", _Addr), ("__anon1", _Flags)]
+
+
+def test_anonymous_members_read_as_the_parents_fields() -> None:
+    layout = layout_of(Flow)
+    codec = Codec(layout)
+    packed = codec.pack({"port": 80, "v4": 0x0100007F, "ack": 1})
+    raw = Flow(port=80)
+    raw.v4, raw.ack = 0x0100007F, 1
+    assert packed.tobytes() == bytes(raw)
+    assert list(columns(packed, layout)) == ["port", "v4", "v6", "syn", "ack"]
+    (value,) = codec.unpack(packed)
+    assert value._fields == ("port", "v4", "v6", "syn", "ack")
+    assert (value.port, value.v4, value.v6[:4], value.syn, value.ack) == (
+        80,
+        0x0100007F,
+        (127, 0, 0, 1),
+        0,
+        1,
+    )
+    assert codec.pack(value).tobytes() == packed.tobytes()
