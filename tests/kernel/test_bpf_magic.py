@@ -8,6 +8,7 @@ import json
 import os
 import socket
 import subprocess
+import sys
 import weakref
 
 import pytest
@@ -255,3 +256,16 @@ def test_help_and_unload(shell, capsys) -> None:
     assert "bpf_list" not in shell.magics_manager.magics["line"]
     shell.run_line_magic("load_ext", "bpfnb")
     assert "bpf" in shell.magics_manager.magics["cell"]
+
+
+def test_shell_exit_closes_live_objects(bcc_ok: None, tmp_path) -> None:
+    marker = tmp_path / "closed"
+    script = f"""
+from IPython.core.interactiveshell import InteractiveShell
+shell = InteractiveShell.instance()
+shell.run_line_magic("load_ext", "bpfnb")
+obj = shell.run_cell_magic("bpf", "live", {GETPPID_COUNTER.replace("PID", "1")!r})
+obj.on_close(lambda: open({str(marker)!r}, "w").write(str(len(obj.links))))
+"""
+    subprocess.run([sys.executable, "-c", script], check=True, capture_output=True)
+    assert marker.read_text() == "1"  # closed at exit, with its one tracepoint link
