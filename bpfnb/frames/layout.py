@@ -8,7 +8,9 @@ Rules, the same for map keys/values and event records:
 - union members each become a field at the union's offset, all reading the same bytes;
 - bitfields are stored as their containing integer and decoded into one column each by shift
   and mask (:class:`Bitfield`);
-- bcc's explicit padding members (``__pad_N``) are kept in the dtype but are not columns.
+- bcc's explicit padding members (``__pad_N``) are kept in the dtype but are not columns;
+- bcc's unnamed struct/union members (``__anonN``) stay nested in the dtype, but their fields
+  are named as the parent's, as C code names them.
 """
 
 from __future__ import annotations
