@@ -59,6 +59,20 @@ class BpfMagics(Magics):
         metavar="SECONDS",
         help="stay attached this long (with a progress bar), then detach; maps stay readable",
     )
+    @argument(
+        "--elf",
+        action="store_true",
+        help="compile with clang -target bpf into an ELF object and load it with bpfnb's loader",
+    )
+    @argument("--clang-flags", default="", help="extra clang flags for --elf cells")
+    @argument(
+        "--constant",
+        dest="constants",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="set a const volatile global of an --elf cell before load (repeatable)",
+    )
     @argument("--help", action="store_true", help="show this help")
     def bpf(self, line: str, cell: str | None = None) -> BpfObject | None:
         """Compile the cell's BPF C with libbcc, load it and attach it by bcc's conventions.
@@ -73,13 +87,24 @@ class BpfMagics(Magics):
             return None
         if not args.name.isidentifier():
             raise UsageError(f"%%bpf NAME: {args.name!r} is not a Python identifier")
-        from bpfnb.bcc import compile as bcc_compile
-
         defines = _defines(args.defines)
         cflags = shlex.split(args.cflags)
         attach = not args.no_attach
 
         def create() -> BpfObject:
+            if args.elf:
+                from bpfnb.link.elfcell import load_elf_cell, parse_constants
+
+                flags = [f"-D{key}={value}" for key, value in defines.items()]
+                return load_elf_cell(
+                    cell,
+                    name=args.name,
+                    clang_flags=[*flags, *cflags, *shlex.split(args.clang_flags)],
+                    constants=parse_constants(args.constants),
+                    attach=attach,
+                )
+            from bpfnb.bcc import compile as bcc_compile
+
             return bcc_compile(cell, defines=defines, cflags=cflags, attach=attach, name=args.name)
 
         obj = self.session.replace(args.name, create)
@@ -91,7 +116,7 @@ class BpfMagics(Magics):
         from bpfnb.bcc.program import run_for
         from bpfnb.bcc.trace import TracePipe
 
-        uses_printk = "bpf_trace_printk" in obj.source
+        uses_printk = "bpf_trace_printk" in obj.source or "bpf_printk" in obj.source
         with Progress(f"{obj.name} {seconds:g}s") as progress:
             if uses_printk:
                 with TracePipe() as pipe:
@@ -99,6 +124,34 @@ class BpfMagics(Magics):
                     obj.detach()
             else:
                 run_for(obj, seconds, progress.update)
+
+    @line_magic
+    @magic_arguments()
+    @argument("name", help="the Python name the BpfObject is bound to")
+    @argument("path", help="a clang-built BPF object file")
+    @argument(
+        "--constant",
+        dest="constants",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="set a const volatile global before load (repeatable)",
+    )
+    @argument("--no-attach", action="store_true", help="load the programs without attaching")
+    def bpf_elf(self, line: str) -> BpfObject:
+        """Load an existing BPF ELF object, attach it by section name, and bind it to NAME."""
+        from bpfnb.link.elfcell import load_elf_cell, parse_constants
+
+        args = parse_argstring(self.bpf_elf, line)
+        if not args.name.isidentifier():
+            raise UsageError(f"%bpf_elf NAME: {args.name!r} is not a Python identifier")
+        constants = parse_constants(args.constants)
+        return self.session.replace(
+            args.name,
+            lambda: load_elf_cell(
+                path=args.path, name=args.name, constants=constants, attach=not args.no_attach
+            ),
+        )
 
     @line_magic
     @magic_arguments()

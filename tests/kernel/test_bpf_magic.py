@@ -269,3 +269,53 @@ obj.on_close(lambda: open({str(marker)!r}, "w").write(str(len(obj.links))))
 """
     subprocess.run([sys.executable, "-c", script], check=True, capture_output=True)
     assert marker.read_text() == "1"  # closed at exit, with its one tracepoint link
+
+
+ELF_COUNTER = """
+#include <linux/bpf.h>
+#include <bpf/bpf_helpers.h>
+
+const volatile __u32 target_pid = 0;
+
+struct {
+    __uint(type, BPF_MAP_TYPE_ARRAY);
+    __uint(max_entries, 1);
+    __type(key, __u32);
+    __type(value, __u64);
+} calls SEC(".maps");
+
+SEC("tracepoint/syscalls/sys_enter_getppid")
+int count_getppid(void *ctx)
+{
+    __u32 zero = 0;
+    __u64 *count;
+
+    if (bpf_get_current_pid_tgid() >> 32 != target_pid)
+        return 0;
+    count = bpf_map_lookup_elem(&calls, &zero);
+    if (count)
+        __sync_fetch_and_add(count, 1);
+    return 0;
+}
+
+char LICENSE[] SEC("license") = "GPL";
+"""
+
+
+def test_elf_cell_counts_with_a_constant_set_from_python(shell) -> None:
+    obj = shell.run_cell_magic(
+        "bpf", "--elf elfcount --constant target_pid={os.getpid()}", ELF_COUNTER
+    )
+    for _ in range(77):
+        os.getppid()
+    assert int(obj.maps["calls"][0]) == 77
+    assert obj.programs["count_getppid"].attach_points
+    rerun = shell.run_cell_magic("bpf", "--elf elfcount --constant target_pid=1", ELF_COUNTER)
+    assert obj.closed and shell.user_ns["elfcount"] is rerun
+
+
+def test_elf_cell_compile_error_has_cell_line(shell) -> None:
+    with pytest.raises(CompileError) as info:
+        shell.run_cell_magic("bpf", "--elf badelf", "int f(void *ctx)\n{\n    return nope;\n}\n")
+    [diagnostic] = [d for d in info.value.diagnostics if d.severity == "error"]
+    assert diagnostic.line == 3
