@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import numpy as np
@@ -21,7 +22,7 @@ from bpfnb.maps.types import (
 )
 from bpfnb.sys import FD, MapType, bpf
 
-__all__ = ["MAP_CLASSES", "from_bcc_table", "open_map"]
+__all__ = ["MAP_CLASSES", "from_bcc", "from_bcc_table", "open_map"]
 
 MAP_CLASSES: dict[int, type[Map]] = {
     MapType.HASH: HashMap,
@@ -75,14 +76,42 @@ def from_bcc_table(table: Any) -> Map:
     Key and value types come from the table's ctypes ``Key``/``Leaf`` (for per-CPU tables, the
     one-CPU ``sLeaf``); type, size and flags from the kernel's own map info.
     """
-    fd = int(table.map_fd)
-    info = bpf.map_info(fd)
-    raw_name = getattr(table, "_name", None) or getattr(table, "name", b"") or info.name
-    name = raw_name.decode() if isinstance(raw_name, bytes) else str(raw_name)
-    key_ctype = getattr(table, "Key", None)
+    raw_name = getattr(table, "_name", None) or getattr(table, "name", b"")
     value_ctype = getattr(table, "sLeaf", None) or table.Leaf
+    return _from_bcc_types(int(table.map_fd), raw_name, getattr(table, "Key", None), value_ctype)
+
+
+def from_bcc(program: Any, name: str) -> Map:
+    """A :class:`Map` over the map ``name`` of a ``bcc.BPF`` object, without making bcc's table.
+
+    Same as ``from_bcc_table(program[name])``, except where bcc cannot make its table: a
+    per-CPU map whose value is not a multiple of 8 bytes (bcc raises "Leaf must be aligned to
+    8 bytes"; bpfnb pads each CPU's slot as the kernel does).
+    """
+    from bpfnb.bcc import import_bcc
+
+    bcc = import_bcc()
+    raw = name.encode()
+    fd = bcc.lib.bpf_table_fd(program.module, raw)
+    if fd < 0:
+        raise KeyError(name)
+
+    def ctype(describe: Any) -> Any:
+        text = describe(program.module, raw)
+        text = text.decode() if text else ""
+        return bcc.BPF._decode_table_type(json.loads(text)) if text else None
+
+    key = ctype(bcc.lib.bpf_table_key_desc)
+    value = ctype(bcc.lib.bpf_table_leaf_desc)
+    return _from_bcc_types(int(fd), raw, key, value)
+
+
+def _from_bcc_types(fd: int, raw_name: Any, key_ctype: Any, value_ctype: Any) -> Map:
+    info = bpf.map_info(fd)
+    raw_name = raw_name or info.name
+    name = raw_name.decode() if isinstance(raw_name, bytes) else str(raw_name)
     key = layout_of(key_ctype) if key_ctype is not None else _opaque(info.key_size)
-    value = layout_of(value_ctype)
+    value = layout_of(value_ctype) if value_ctype is not None else _opaque(info.value_size)
     if value.size != info.value_size and info.type not in _PER_CPU:
         value = _opaque(info.value_size)
     return open_map(

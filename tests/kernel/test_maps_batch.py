@@ -204,3 +204,31 @@ def test_close_is_idempotent_and_only_closes_an_owned_fd() -> None:
     assert owned[0] == 5
     owned.close()
     assert fd.closed and owned.closed
+
+
+def test_from_bcc_reads_percpu_values_bcc_cannot(bcc_ok: None) -> None:
+    from bpfnb.bcc import import_bcc
+    from bpfnb.maps import from_bcc
+
+    program = import_bcc().BPF(
+        text="struct v_t { u32 a; u32 b; u32 c; };"
+        "BPF_PERCPU_ARRAY(odd, struct v_t, 4); BPF_HASH(plain, u32, u64);"
+        "int f(void *ctx) { return 0; }"
+    )
+    try:
+        with pytest.raises(IndexError):  # bcc's own table refuses a 12-byte per-CPU value
+            program[b"odd"]
+        m = from_bcc(program, "odd")
+        assert isinstance(m, PerCpuArrayMap) and m.value_type_name == "struct v_t"
+        m[1] = (1, 2, 3)
+        assert m.to_frame(per_cpu=False).iloc[1].tolist() == [
+            1,
+            *(n * len(possible_cpus()) for n in (1, 2, 3)),
+        ]
+        plain = from_bcc(program, "plain")
+        plain[7] = 8
+        assert program[b"plain"][ct.c_uint32(7)].value == 8
+        with pytest.raises(KeyError):
+            from_bcc(program, "missing")
+    finally:
+        program.cleanup()
