@@ -166,6 +166,28 @@ class BpfMagics(Magics):
             pipe.follow(args.duration, print)
 
     @line_magic
+    @magic_arguments()
+    @argument("target", help="NAME.map_or_stream, e.g. counter.calls")
+    @argument("--kind", default=None, help="log2, linear, table, rate or log")
+    @argument("--interval", type=float, default=1.0, metavar="SECONDS")
+    def bpf_show(self, line: str) -> Any:
+        """Display a live view of a map (histogram or table) or a stream (event log)."""
+        from bpfnb.widgets import show
+
+        args = parse_argstring(self.bpf_show, line)
+        name, _, part = args.target.partition(".")
+        obj = self.session.objects.get(name)
+        if obj is None or not part:
+            raise UsageError(f"%bpf_show NAME.map: no live BPF object {name!r} with that map")
+        # Re-running the cell replaces its view: stop and close the old one.
+        old = self.session.views.pop(args.target, None)
+        if old is not None:
+            old.close()
+        view = show(obj, part, kind=args.kind, interval=args.interval)
+        self.session.views[args.target] = view
+        return view
+
+    @line_magic
     def bpf_list(self, line: str) -> Any:
         """Show the live BPF objects of this session."""
         return self.session.listing()

@@ -17,6 +17,7 @@ class Session:
 
     def __init__(self, namespace: dict[str, Any] | None = None) -> None:
         self.objects: dict[str, BpfObject] = {}
+        self.views: dict[str, Any] = {}  # live views by the %bpf_show target that made them
         self.namespace = namespace
         atexit.register(self.close_all)
 

@@ -319,3 +319,34 @@ def test_elf_cell_compile_error_has_cell_line(shell) -> None:
         shell.run_cell_magic("bpf", "--elf badelf", "int f(void *ctx)\n{\n    return nope;\n}\n")
     [diagnostic] = [d for d in info.value.diagnostics if d.severity == "error"]
     assert diagnostic.line == 3
+
+
+def test_bpf_show_picks_the_view_and_replaces_it_on_rerun(shell, tmp_path) -> None:
+    body = """
+BPF_HISTOGRAM(sizes);
+TRACEPOINT_PROBE(syscalls, sys_enter_read) {
+    if (bpf_get_current_pid_tgid() >> 32 != PID)
+        return 0;
+    sizes.increment(bpf_log2l(args->count));
+    return 0;
+}
+"""
+    shell.run_cell_magic("bpf", "reads -D PID={os.getpid()}", body)
+    view = shell.run_line_magic("bpf_show", "reads.sizes --interval 0.5")
+    assert type(view).__name__ == "LiveHistogram"
+    path = tmp_path / "data"
+    path.write_bytes(b"x" * 100)
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        for _ in range(9):
+            os.pread(fd, 100, 0)  # pread64 is not read(): only the next reads count
+        for _ in range(3):
+            os.lseek(fd, 0, 0)
+            os.read(fd, 100)  # count 100 -> bucket [64, 127]
+    finally:
+        os.close(fd)
+    view.refresh()
+    row = view.data[view.data["low"] == 64]
+    assert int(row["count"].iloc[0]) == 3
+    again = shell.run_line_magic("bpf_show", "reads.sizes")
+    assert again is not view and not getattr(view, "running", False)
