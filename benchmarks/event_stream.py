@@ -8,7 +8,9 @@ the producer's pid. Four consumers read the same workload, one after the other, 
 - bcc ``open_ring_buffer`` + ``ring_buffer_poll`` with a Python callback,
 - ``EventStream`` on the perf buffer, and on the ring buffer.
 
-Every consumer ends with a DataFrame of the events. Reported per consumer: events received,
+Each consumer runs twice: live (reading while the producer runs) and drain (the producer first
+fills buffers big enough for every event; then only reading and decoding is timed). Every
+consumer ends with a DataFrame of the events. Reported per consumer: events received,
 lost (perf) or dropped (ring; counted by the program via the bpfnb preamble), wall-clock
 events/s from start to drained, and events per second of consumer CPU time (the decoding cost,
 independent of how fast the producer runs). "unaccounted" should be 0; on a perf buffer the
@@ -34,8 +36,10 @@ import bpfnb
 from bpfnb.events.drops import DropCounter
 
 EVENTS = 2_000_000
-PERF_PAGES = 64  # per CPU, for both consumers
-RING_PAGES = 128  # one ring shared by all CPUs: the same total size as 2 CPUs x 64 pages
+# Live runs: 64 pages per CPU for perf; one ring of the same total size as 2 CPUs x 64 pages.
+LIVE_PAGES = (64, 128)
+# Drain runs: room for every event before anyone reads (128 MiB per ring).
+DRAIN_PAGES = (32768, 32768)
 
 PRODUCER = r"""
 #include <stdlib.h>
@@ -120,20 +124,32 @@ def run(
     ring: bool,
     producer: Path,
     events: int,
-    consume: Callable[[bpfnb.BpfObject], Drain],
+    consume: Callable[[bpfnb.BpfObject, int], Drain],
+    prefill: bool,
 ) -> Result:
-    """Start a paused producer, compile for its pid, open the consumer, then time it."""
+    """Start a paused producer, compile for its pid, open the consumer, then time it.
+
+    Live (``prefill`` false): the clock starts with the producer and stops when the consumer
+    has drained everything. Prefill: the producer runs to the end first, into buffers big
+    enough for every event, and only the consumer's draining and decoding is timed.
+    """
+    perf_pages, ring_pages = DRAIN_PAGES if prefill else LIVE_PAGES
     proc = subprocess.Popen([str(producer), str(events)], stdin=subprocess.PIPE)
-    defines: dict[str, object] = {"PID": proc.pid, "RING_PAGES": RING_PAGES}
+    defines: dict[str, object] = {"PID": proc.pid, "RING_PAGES": ring_pages}
     if ring:
         defines["RING"] = 1
     obj = bpfnb.compile(PROGRAM, defines=defines, name="bench")
     try:
-        drain = consume(obj)
-        cpu0, wall0 = time.process_time(), time.perf_counter()
+        drain = consume(obj, perf_pages)
         assert proc.stdin is not None
-        proc.stdin.write(b"g")
-        proc.stdin.close()
+        if prefill:
+            proc.stdin.write(b"g")
+            proc.stdin.close()
+            proc.wait()
+        cpu0, wall0 = time.process_time(), time.perf_counter()
+        if not prefill:
+            proc.stdin.write(b"g")
+            proc.stdin.close()
         received, missed, frame = drain(lambda: proc.poll() is not None)
         wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
         assert len(frame) == received and proc.wait() == 0
@@ -148,7 +164,7 @@ def _drops(obj: bpfnb.BpfObject) -> DropCounter:
     return DropCounter(obj.bcc[b"bpfnb_drops"].map_fd, "events")  # type: ignore[attr-defined]
 
 
-def bcc_perf(obj: bpfnb.BpfObject) -> Drain:
+def bcc_perf(obj: bpfnb.BpfObject, pages: int) -> Drain:
     b = obj.bcc  # type: ignore[attr-defined]
     table = b[b"events"]
     rows: list[tuple[int, int, int, bytes]] = []
@@ -162,7 +178,7 @@ def bcc_perf(obj: bpfnb.BpfObject) -> Drain:
         lost[0] += count
 
     drops = _drops(obj)
-    table.open_perf_buffer(on_event, page_cnt=PERF_PAGES, lost_cb=on_lost)
+    table.open_perf_buffer(on_event, page_cnt=pages, lost_cb=on_lost)
 
     def drain(done: Callable[[], bool]) -> tuple[int, int, pd.DataFrame]:
         _poll_until_drained(lambda timeout: b.perf_buffer_poll(timeout=timeout), rows, done)
@@ -171,7 +187,7 @@ def bcc_perf(obj: bpfnb.BpfObject) -> Drain:
     return drain
 
 
-def bcc_ring(obj: bpfnb.BpfObject) -> Drain:
+def bcc_ring(obj: bpfnb.BpfObject, pages: int) -> Drain:
     b = obj.bcc  # type: ignore[attr-defined]
     table = b[b"events"]
     rows: list[tuple[int, int, int, bytes]] = []
@@ -209,10 +225,10 @@ def _poll_until_drained(
             return
 
 
-def stream(obj: bpfnb.BpfObject) -> Drain:
+def stream(obj: bpfnb.BpfObject, pages: int) -> Drain:
     from bpfnb.events import open_stream
 
-    events = open_stream(obj, "events", maxlen=EVENTS * 2, perf_pages=PERF_PAGES)
+    events = open_stream(obj, "events", maxlen=EVENTS * 2, perf_pages=pages)
 
     def drain(done: Callable[[], bool]) -> tuple[int, int, pd.DataFrame]:
         while not done():
@@ -226,22 +242,20 @@ def stream(obj: bpfnb.BpfObject) -> Drain:
     return drain
 
 
-def main() -> None:
-    events = int(sys.argv[1]) if len(sys.argv) > 1 else EVENTS
-    with tempfile.TemporaryDirectory() as tmp:
-        producer = build_producer(Path(tmp))
-        results = {
-            ("perf", "bcc"): run("bcc callback, perf buffer", False, producer, events, bcc_perf),
-            ("ring", "bcc"): run("bcc callback, ring buffer", True, producer, events, bcc_ring),
-            ("perf", "bpfnb"): run("EventStream, perf buffer", False, producer, events, stream),
-            ("ring", "bpfnb"): run("EventStream, ring buffer", True, producer, events, stream),
-        }
-    print(f"{events:,} events (pid, cpu, ts, comm[16]) per consumer; {os.cpu_count()} CPUs")
-    header = (
+CONSUMERS = [
+    ("perf", "bcc", "bcc callback, perf buffer", bcc_perf),
+    ("ring", "bcc", "bcc callback, ring buffer", bcc_ring),
+    ("perf", "bpfnb", "EventStream, perf buffer", stream),
+    ("ring", "bpfnb", "EventStream, ring buffer", stream),
+]
+
+
+def report(title: str, events: int, results: dict[tuple[str, str], Result]) -> None:
+    print(f"\n{title}")
+    print(
         f"{'consumer':<28}{'received':>11}{'lost/drop':>11}{'unaccounted':>12}"
         f"{'wall ev/s':>12}{'CPU ev/s':>12}"
     )
-    print(header)
     for result in results.values():
         print(
             f"{result.consumer:<28}{result.received:>11,}{result.missed:>11,}"
@@ -254,6 +268,26 @@ def main() -> None:
             f"ratio EventStream / bcc, {kind} buffer: wall {ours.rate / theirs.rate:.1f}x, "
             f"CPU {ours.cpu_rate / theirs.cpu_rate:.1f}x"
         )
+
+
+def main() -> None:
+    events = int(sys.argv[1]) if len(sys.argv) > 1 else EVENTS
+    with tempfile.TemporaryDirectory() as tmp:
+        producer = build_producer(Path(tmp))
+        live, drained = {}, {}
+        for kind, side, name, consume in CONSUMERS:
+            live[(kind, side)] = run(name, kind == "ring", producer, events, consume, False)
+            drained[(kind, side)] = run(name, kind == "ring", producer, events, consume, True)
+    print(f"{events:,} events (pid, cpu, ts, comm[16]) per consumer; {os.cpu_count()} CPUs")
+    report(
+        f"Live: producer and consumer run together ({LIVE_PAGES[0]} pages per CPU for perf, "
+        f"a {LIVE_PAGES[1]}-page ring)",
+        events,
+        live,
+    )
+    report(
+        "Drain: every event is buffered first; only reading and decoding is timed", events, drained
+    )
 
 
 if __name__ == "__main__":

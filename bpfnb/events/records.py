@@ -45,6 +45,12 @@ class Batch:
     def count(self) -> int:
         return sum(len(block) for block in self.blocks)
 
+    def detach(self) -> Batch:
+        """Copy the payloads out into one array, so the ring's memory may be reused."""
+        if self.blocks:
+            self.blocks = [np.concatenate(self.blocks)]
+        return self
+
     def records(self, dtype: np.dtype) -> np.ndarray:
         """All payloads as one structured array of ``dtype``."""
         if not self.blocks:

@@ -45,13 +45,10 @@ class RingBufferReader:
         end = ring.producer
         if end == start:
             return Batch()
-        # The data area is mapped twice in a row, so [start, end) is one contiguous view. First
-        # find how far records are committed; then copy that span again, so every payload byte
-        # is read after its header was seen committed (memcpy's load order is unspecified).
-        committed = parse_ringbuf(ring.view(start, end).copy(), self.event_size).consumed
-        if not committed:
-            return Batch()
-        batch = parse_ringbuf(ring.view(start, start + committed).copy(), self.event_size)
+        # The data area is mapped twice in a row, so [start, end) is one contiguous view. Each
+        # header is read before its payload, and a committed record does not change until the
+        # consumer position passes it: parse in place, copy the payloads out, then release.
+        batch = parse_ringbuf(ring.view(start, end), self.event_size).detach()
         ring.consumer = start + batch.consumed
         return batch
 
