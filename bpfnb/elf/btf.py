@@ -19,6 +19,7 @@ __all__ = [
     "Btf",
     "BtfExt",
     "BtfType",
+    "CoreRelocation",
     "FuncInfo",
     "LineInfo",
     "Member",
@@ -413,12 +414,29 @@ class LineInfo:
         return replace(self, insn=self.insn + by)
 
 
+@dataclass(frozen=True)
+class CoreRelocation:
+    """``struct bpf_core_relo``: instruction ``insn`` holds a value about local type ``type_id``
+    that must be recomputed against the kernel's BTF (CO-RE). ``access`` is the access string
+    (``"0:1:2"``); ``kind`` is ``enum bpf_core_relo_kind``."""
+
+    insn: int
+    type_id: int
+    access: str
+    kind: int
+
+    def shifted(self, by: int) -> CoreRelocation:
+        return replace(self, insn=self.insn + by)
+
+
 @dataclass
 class BtfExt:
-    """``.BTF.ext``: function and line info, by ELF section name, with instruction indexes."""
+    """``.BTF.ext``: function and line info and CO-RE relocations, by ELF section name, with
+    instruction indexes."""
 
     func_info: dict[str, list[FuncInfo]]
     line_info: dict[str, list[LineInfo]]
+    core_relocations: dict[str, list[CoreRelocation]] = field(default_factory=dict)
 
 
 def parse_ext(data: bytes, btf: Btf, section: str = ".BTF.ext") -> BtfExt:
@@ -479,7 +497,14 @@ def parse_ext(data: bytes, btf: Btf, section: str = ".BTF.ext") -> BtfExt:
             (file_off, line_off_, line_col),
         )
         lines.setdefault(name, []).append(info)
-    return BtfExt(funcs, lines)
+    cores: dict[str, list[CoreRelocation]] = {}
+    if hdr_len >= 32:
+        core_off, core_len = struct.unpack_from(e + "II", data, 24)
+        for name, at, _ in records(core_off, core_len, 16):
+            insn_off, type_id, access_off, kind = struct.unpack_from(e + "4I", data, at)
+            relo = CoreRelocation(insn_off // 8, type_id, btf.string(access_off), kind)
+            cores.setdefault(name, []).append(relo)
+    return BtfExt(funcs, lines, cores)
 
 
 def encode_func_info(records: list[FuncInfo], endian: str = "<") -> bytes:

@@ -28,6 +28,7 @@ from bpfnb.sys.fd import FD
 __all__ = ["ElfProgram", "ElfVerifierError", "load", "load_elf"]
 
 BPF_F_RDONLY_PROG = 1 << 7
+VMLINUX_BTF = "/sys/kernel/btf/vmlinux"
 _NAME_CHARS = re.compile(r"[^A-Za-z0-9_.]")
 
 
@@ -152,6 +153,7 @@ class _Loader:
         self.map_fds: dict[str, FD] = {}
         self.btf_fd: FD | None = None
         self.btf_error = ""
+        self.vmlinux: btf_module.Btf | None = None
         self.object_name = os.path.splitext(os.path.basename(spec.path))[0] or "object"
 
     def load(self) -> BpfObject:
@@ -345,7 +347,10 @@ class _Loader:
         return programs
 
     def _load_program(self, prog: ProgramSpec, map_fds: dict[str, int]) -> FD:
-        insns = apply_fds(prog, map_fds)
+        code = prog.instructions
+        if prog.core_relocations:
+            code = self._core(prog)
+        insns = apply_fds(prog, map_fds, code=code)
         version = prog.kernel_version
         if version == KERNEL_VERSION_CURRENT or (prog.type == ProgType.KPROBE and not version):
             version = running_kernel_version()
@@ -386,6 +391,27 @@ class _Loader:
                 raise tracing_load_error(err, prog.section) from err
             raise
 
+    def _vmlinux(self, user: str) -> btf_module.Btf:
+        # The running kernel's BTF, parsed once per load.
+        if self.vmlinux is None:
+            try:
+                with open(VMLINUX_BTF, "rb") as f:
+                    self.vmlinux = btf_module.parse(f.read(), "vmlinux BTF")
+            except OSError as err:
+                raise KernelFeatureError(
+                    user, f"this kernel has no BTF ({VMLINUX_BTF}: {err.strerror})"
+                ) from err
+        return self.vmlinux
+
+    def _core(self, prog: ProgramSpec) -> bytes:
+        from bpfnb.elf.core import apply_core_relocations
+
+        assert prog.btf is not None  # CO-RE relocations come from .BTF.ext, which needs .BTF
+        target = self._vmlinux(f"CO-RE relocations of {prog.name!r}")
+        return apply_core_relocations(
+            prog.instructions, prog.core_relocations, prog.btf, target, prog.name
+        )
+
     def _attach_btf_id(self, prog: ProgramSpec) -> int:
         # Tracing programs name their kernel function at load time, by its BTF id in vmlinux.
         target = prog.attach_target
@@ -395,13 +421,7 @@ class _Loader:
             name, kind = f"bpf_lsm_{target}", "FUNC"
         else:
             name, kind = target, "FUNC"
-        try:
-            with open("/sys/kernel/btf/vmlinux", "rb") as f:
-                vmlinux = btf_module.parse(f.read(), "vmlinux BTF")
-        except OSError as err:
-            raise KernelFeatureError(
-                f"{prog.attach_kind} {target}", f"this kernel has no BTF (/sys/kernel/btf): {err}"
-            ) from err
+        vmlinux = self._vmlinux(f"{prog.attach_kind} {target}")
         type_id = vmlinux.find_id(name, kind)
         if not type_id:
             raise KernelFeatureError(

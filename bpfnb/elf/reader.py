@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from bpfnb.elf import btf as btf_module
-from bpfnb.elf.btf import Btf, BtfExt, FuncInfo, LineInfo
+from bpfnb.elf.btf import Btf, BtfExt, CoreRelocation, FuncInfo, LineInfo
 from bpfnb.elf.relocate import Function, Link, Symbol, link
 from bpfnb.elf.sections import classify
 from bpfnb.elf.spec import (
@@ -635,6 +635,9 @@ class _Reader:
         def line_info(name: str) -> list[LineInfo]:
             return ext.line_info.get(name, []) if ext else []
 
+        def core_relocations(name: str) -> list[CoreRelocation]:
+            return ext.core_relocations.get(name, []) if ext else []
+
         for index in by_section:
             section = self.sections[index]
             self.roles[index] = "subprograms" if section.name == ".text" else "program"
@@ -646,7 +649,7 @@ class _Reader:
                 continue
             kind = classify(section.name)
             for fn in fns:
-                code = link(fn, find, func_info, line_info, self.endian)
+                code = link(fn, find, func_info, line_info, self.endian, core_relocations)
                 if fn.name in programs:
                     raise ElfError(f"program {fn.name!r} is defined twice", section.name)
                 programs[fn.name] = ProgramSpec(
@@ -664,6 +667,7 @@ class _Reader:
                     line_info=code.line_info,
                     functions=code.functions,
                     btf=self.btf,
+                    core_relocations=code.core_relocations,
                 )
         return programs
 

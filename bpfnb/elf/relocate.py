@@ -12,7 +12,7 @@ import struct
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from bpfnb.elf.btf import FuncInfo, LineInfo
+from bpfnb.elf.btf import CoreRelocation, FuncInfo, LineInfo
 from bpfnb.elf.spec import ProgramSpec, Reference
 from bpfnb.errors import ElfError
 
@@ -83,6 +83,7 @@ class LinkedCode:
     func_info: list[FuncInfo]
     line_info: list[LineInfo]
     functions: dict[int, str]
+    core_relocations: list[CoreRelocation] = field(default_factory=list)
 
 
 def link(
@@ -91,6 +92,7 @@ def link(
     func_info: Callable[[str], list[FuncInfo]],
     line_info: Callable[[str], list[LineInfo]],
     endian: str,
+    core_relocations: Callable[[str], list[CoreRelocation]] = lambda section: [],
 ) -> LinkedCode:
     """Link ``entry`` with every function it calls.
 
@@ -163,6 +165,7 @@ def link(
         i += 1
     funcs: list[FuncInfo] = []
     lines: list[LineInfo] = []
+    cores: list[CoreRelocation] = []
     names: dict[int, str] = {}
     for fn in order:
         fn_base = base[(fn.section, fn.start)]
@@ -175,9 +178,12 @@ def link(
             if fn.start <= r.insn < end
         ]
         lines += [r.shifted(shift) for r in line_info(fn.section_name) if fn.start <= r.insn < end]
+        cores += [
+            r.shifted(shift) for r in core_relocations(fn.section_name) if fn.start <= r.insn < end
+        ]
     funcs.sort(key=lambda r: r.insn)
     lines.sort(key=lambda r: r.insn)
-    return LinkedCode(bytes(out), references, funcs, lines, names)
+    return LinkedCode(bytes(out), references, funcs, lines, names, cores)
 
 
 def _place(
@@ -206,9 +212,11 @@ def _place(
     return base[key] + (target - fn.start)
 
 
-def apply_fds(prog: ProgramSpec, fds: dict[str, int], endian: str = "<") -> bytes:
-    """The program's instructions with each map reference holding its map's fd."""
-    out = bytearray(prog.instructions)
+def apply_fds(
+    prog: ProgramSpec, fds: dict[str, int], endian: str = "<", code: bytes | None = None
+) -> bytes:
+    """The program's instructions (or ``code``) with each map reference holding its map's fd."""
+    out = bytearray(prog.instructions if code is None else code)
     for ref in prog.references:
         fd = fds[ref.map]
         struct.pack_into(endian + "i", out, ref.insn * 8 + 4, fd)

@@ -8,7 +8,7 @@ from collections.abc import Iterator, MutableMapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from bpfnb.elf.btf import Btf, FuncInfo, LineInfo
+from bpfnb.elf.btf import Btf, CoreRelocation, FuncInfo, LineInfo
 from bpfnb.sys.constants import MapType, ProgType
 
 if TYPE_CHECKING:
@@ -148,6 +148,8 @@ class ProgramSpec:
     # Linked function starts (instruction index → function name), for labels and calls.
     functions: dict[int, str] = field(default_factory=dict)
     btf: Btf | None = field(default=None, repr=False)
+    # CO-RE: values to recompute against the kernel's BTF at load time.
+    core_relocations: list[CoreRelocation] = field(default_factory=list)
 
     @property
     def type_name(self) -> str:

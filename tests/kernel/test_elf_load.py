@@ -7,6 +7,7 @@ import json
 import os
 import shutil
 import subprocess
+import threading
 import time
 import uuid
 
@@ -277,3 +278,25 @@ def test_pinning_by_name_and_gobpf_namespace(clang_build):
             for name in files:
                 os.unlink(os.path.join(dirpath, name))
             os.rmdir(dirpath)
+
+
+def test_core_relocations_read_the_kernels_task_struct(clang_build):
+    need(os.path.exists("/sys/kernel/btf/vmlinux"), "this kernel exposes no BTF")
+    tids = []
+
+    def worker() -> None:
+        tids.append(threading.get_native_id())
+        os.getppid()
+
+    with load(clang_build("elf_core")) as obj:
+        link = attach_tracepoint(obj.programs["read_task"].fd, "syscalls:sys_enter_getppid")
+        try:
+            thread = threading.Thread(target=worker)
+            thread.start()
+            thread.join()
+        finally:
+            link.close()
+        row = obj.maps["results"][os.getpid()]
+    # Locally pid is at offset 4 and tgid at 0; only relocated offsets read the right fields.
+    assert (row.pid, row.tgid) == (tids[0], os.getpid()) and tids[0] != os.getpid()
+    assert (row.tgid_exists, row.missing_exists, row.tgid_size) == (1, 0, 4)

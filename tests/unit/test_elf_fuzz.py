@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from bpfnb.elf import read
+from bpfnb.elf.core import apply_core_relocations
 from bpfnb.errors import ElfError
 
 hypothesis = pytest.importorskip("hypothesis")
@@ -28,6 +29,7 @@ FIXTURES = [
     ("elf_gobpf_dummy", ("-g0",)),
     ("elf_samples_maps", ("-DSEVEN_FIELDS",)),
     ("elf_bitfields", ()),
+    ("elf_core", ()),
 ]
 
 # Values that break parsers: zero, sign edges, sizes near and past any file.
@@ -125,6 +127,10 @@ def exercise(data: bytes) -> str:
             _ = (m.key_layout, m.value_layout, m.key_type_name, m.value_type_name, m.type_name)
         for prog in spec.programs.values():
             prog.disassemble()
+            if prog.core_relocations and spec.btf is not None:
+                apply_core_relocations(
+                    prog.instructions, prog.core_relocations, spec.btf, spec.btf, prog.name
+                )
         dict(spec.constants)
         for info in spec.sections:
             _ = info.role

@@ -11,6 +11,7 @@ from bpfnb.elf import read
 from bpfnb.elf.spec import KERNEL_VERSION_CURRENT
 from bpfnb.errors import ElfError
 from bpfnb.sys.constants import AttachType, MapType, ProgType
+from tests.conftest import FIXTURES
 
 NO_DEBUG = "-g0"  # clang_build passes -g; a later -g0 turns debug info (and BTF) off
 
@@ -228,3 +229,32 @@ def test_truncated_object(clang_build):
     for size in (64, len(data) // 2, len(data) - 1):
         with pytest.raises(ElfError):
             read(data[:size])
+
+
+MALFORMED_ON_PURPOSE = {"elf_unknown_section", "elf_gobpf_bad_size"}
+CORE_NEEDS_DEBUG_INFO = {"elf_core"}  # clang refuses CO-RE builtins without -g
+ALL_FIXTURES = sorted(
+    p.stem for p in FIXTURES.glob("elf_*.c") if p.stem not in MALFORMED_ON_PURPOSE
+)
+
+
+@pytest.mark.parametrize(
+    "name, debug",
+    [(name, "-g") for name in ALL_FIXTURES]
+    + [(name, NO_DEBUG) for name in ALL_FIXTURES if name not in CORE_NEEDS_DEBUG_INFO],
+)
+def test_every_fixture_reads(clang_build, name, debug):
+    """Every ELF fixture reads without the kernel; without -g, BTF-defined maps say why not."""
+    path = clang_build(name, debug)
+    uses_btf_maps = b'SEC(".maps")' in (FIXTURES / f"{name}.c").read_bytes()
+    if debug == NO_DEBUG and uses_btf_maps:
+        with pytest.raises(ElfError, match="clang -g"):
+            read(path)
+        return
+    spec = read(path)
+    assert spec.programs and spec.license
+    for prog in spec.programs.values():
+        assert len(prog) > 0 and prog.disassemble()
+        assert bool(prog.line_info) == (debug != NO_DEBUG)
+    for m in spec.maps.values():
+        assert m.key_layout.size == m.key_size and m.value_layout.size == m.value_size
