@@ -37,7 +37,10 @@ def start_background(
     try:
         loop = asyncio.get_running_loop()
     except RuntimeError:
-        loop = asyncio.get_event_loop_policy().get_event_loop()
+        raise RuntimeError(
+            "polling in the background needs a running asyncio loop (a Jupyter kernel has one; "
+            "elsewhere call it from a coroutine); use poll() or collect() instead"
+        ) from None
 
     async def run() -> None:
         with contextlib.suppress(asyncio.CancelledError):

@@ -145,7 +145,7 @@ class EventStream:
     def _keep(self, records: np.ndarray) -> None:
         if len(records) > self.maxlen:
             self._discarded += len(records) - self.maxlen
-            records = records[-self.maxlen :].copy()
+            records = records[-self.maxlen :].copy()  # free the rest of a huge batch now
         self._chunks.append(records)
         self._rows += len(records)
         while self._rows > self.maxlen:
@@ -155,8 +155,9 @@ class EventStream:
                 self._chunks.popleft()
                 cut = len(oldest)
             else:
-                # Copy, so the dropped rows' memory is freed with the old chunk.
-                self._chunks[0] = oldest[excess:].copy()
+                # A view, not a copy: trimming stays cheap on every poll. Each chunk holds at
+                # most maxlen rows, so what the view keeps alive stays bounded too.
+                self._chunks[0] = oldest[excess:]
                 cut = excess
             self._rows -= cut
             self._discarded += cut

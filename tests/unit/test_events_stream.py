@@ -213,3 +213,10 @@ def test_bad_arguments() -> None:
         as_layout(object())
     assert as_layout(Event).dtype == LAYOUT.dtype
     assert as_layout(np.dtype("<u4")).size == 4
+
+
+def test_background_polling_needs_a_running_loop() -> None:
+    stream, _ = make()
+    with pytest.raises(RuntimeError, match="running asyncio loop"):
+        stream.run_in_background()
+    assert not stream.running
