@@ -89,12 +89,12 @@ class BccObject(BpfObject):
         return [lib.bpf_table_name(module, i).decode() for i in range(lib.bpf_num_tables(module))]
 
     def _wrap_maps(self) -> dict[str, Any]:
+        from bpfnb.maps import from_bcc
+
+        # from_bcc, not bcc's own table: bcc cannot build one for a per-CPU map whose value is
+        # not a multiple of 8 bytes.
         names = self.table_names()
-        try:
-            from bpfnb.maps import from_bcc_table
-        except ImportError:  # the Map layer is optional for a bare compile
-            return {name: self.bcc[name] for name in names if name not in PREAMBLE_MAPS}
-        return {name: from_bcc_table(self.bcc[name]) for name in names if name not in PREAMBLE_MAPS}
+        return {name: from_bcc(self.bcc, name) for name in names if name not in PREAMBLE_MAPS}
 
     # -- loading ---------------------------------------------------------------------------------
 

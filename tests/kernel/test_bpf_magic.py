@@ -350,3 +350,15 @@ TRACEPOINT_PROBE(syscalls, sys_enter_read) {
     assert int(row["count"].iloc[0]) == 3
     again = shell.run_line_magic("bpf_show", "reads.sizes")
     assert again is not view and not getattr(view, "running", False)
+
+
+def test_per_cpu_map_with_4_byte_values_loads(shell) -> None:
+    # bcc's own table class refuses this map ("Leaf must be aligned to 8 bytes").
+    obj = shell.run_cell_magic(
+        "bpf", "small", "struct v { u32 a; };\nBPF_PERCPU_ARRAY(p, struct v, 4);"
+    )
+    obj.maps["p"][1] = {"a": 7}
+    frame = obj.maps["p"].to_frame()
+    assert int(frame.loc[frame["key"] == 1, "a"].iloc[0]) == 7 * len(
+        frame.filter(like="a.cpu").columns
+    )
