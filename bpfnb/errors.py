@@ -19,6 +19,7 @@ __all__ = [
     "Diagnostic",
     "ElfError",
     "KernelFeatureError",
+    "MapError",
     "PrivilegeError",
     "VerifierError",
 ]
@@ -123,6 +124,10 @@ def _verifier_summary(log: str) -> str:
         if line and not line.startswith(("verification time", "stack depth", "HINT:")):
             return line
     return ""
+
+
+class MapError(BpfError, ValueError):
+    """A key or value that does not fit the map's type, or an operation the map cannot do."""
 
 
 class AttachError(BpfError):

@@ -4,9 +4,9 @@
 uses it); ``from_bcc_table`` wraps a bcc table. Both pick the subclass for the map's type.
 """
 
+from bpfnb.errors import MapError
 from bpfnb.maps.base import Map
 from bpfnb.maps.cpus import possible_cpus
-from bpfnb.maps.errors import MapError
 from bpfnb.maps.factory import MAP_CLASSES, from_bcc, from_bcc_table, open_map
 from bpfnb.maps.snapshot import Snapshot
 from bpfnb.maps.stacks import StackTraceMap

@@ -13,9 +13,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from bpfnb.errors import MapError
 from bpfnb.frames import Layout, columns
 from bpfnb.maps.convert import Codec
-from bpfnb.maps.errors import MapError
 from bpfnb.maps.snapshot import Snapshot, read_all, update_batch
 from bpfnb.sys import FD, MapType, bpf
 

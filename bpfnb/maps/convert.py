@@ -24,9 +24,9 @@ from typing import Any
 
 import numpy as np
 
+from bpfnb.errors import MapError
 from bpfnb.frames import Layout, columns
 from bpfnb.frames.table import ANONYMOUS_PREFIX, HIDDEN_PREFIXES
-from bpfnb.maps.errors import MapError
 
 __all__ = ["Codec"]
 

@@ -13,9 +13,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from bpfnb.errors import MapError
 from bpfnb.frames import columns
 from bpfnb.frames.table import HIDDEN_PREFIXES
-from bpfnb.maps.errors import MapError
 
 if TYPE_CHECKING:
     from bpfnb.maps.base import Map

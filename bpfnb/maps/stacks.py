@@ -16,8 +16,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from bpfnb.errors import MapError
 from bpfnb.maps.base import Map
-from bpfnb.maps.errors import MapError
 
 __all__ = ["KernelSymbols", "StackTraceMap", "kernel_symbols", "user_symbolizer"]
 

@@ -6,10 +6,10 @@ from typing import Any
 
 import numpy as np
 
+from bpfnb.errors import MapError
 from bpfnb.frames import percpu_columns
 from bpfnb.maps.base import Map
 from bpfnb.maps.cpus import possible_cpus
-from bpfnb.maps.errors import MapError
 from bpfnb.maps.snapshot import Snapshot
 
 __all__ = [
