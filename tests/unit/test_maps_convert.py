@@ -7,9 +7,9 @@ import ctypes as ct
 import numpy as np
 import pytest
 
+from bpfnb.errors import MapError
 from bpfnb.frames import columns, layout_of
 from bpfnb.maps.convert import Codec
-from bpfnb.maps.errors import MapError
 
 
 class Addr(ct.Structure):
