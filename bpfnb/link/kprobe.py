@@ -30,6 +30,7 @@ def attach_kprobe(prog_fd: int, func: str, ret: bool = False, offset: int = 0) -
     """
     kind = "kretprobe" if ret else "kprobe"
     label = f"{func}+{offset:#x}" if offset else func
+    probes.sweep_once()
     pmu = probes.pmu_type("kprobe")
     if pmu is not None:
         try:

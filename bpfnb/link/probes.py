@@ -182,7 +182,8 @@ def sweep_stale_probes() -> list[str]:
 
 @functools.cache
 def sweep_once() -> list[str]:
-    """:func:`sweep_stale_probes`, once per process (on the first probe bpfnb makes)."""
+    """:func:`sweep_stale_probes`, once per process: on the first kprobe or uprobe bpfnb
+    attaches, before it could add entries of its own."""
     try:
         return sweep_stale_probes()
     except OSError:

@@ -45,6 +45,7 @@ def attach_uprobe(
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, not {method!r}")
     kind = "uretprobe" if ret else "uprobe"
+    probes.sweep_once()
     path, offset, label = resolve_uprobe(path_or_lib, symbol_or_offset)
     if pid != -1:
         label += f" (pid {pid})"
