@@ -262,6 +262,11 @@ def report(title: str, events: int, results: dict[tuple[str, str], Result]) -> N
             f"{events - result.received - result.missed:>12,}"
             f"{result.rate:>12,.0f}{result.cpu_rate:>12,.0f}"
         )
+    if any(r.received + r.missed != events for r in results.values()):
+        print(
+            "(unaccounted on a perf buffer: losses the kernel has not reported yet; it reports\n"
+            " them with the next record written to that CPU's ring, and the producer is gone)"
+        )
     for kind in ("perf", "ring"):
         ours, theirs = results[(kind, "bpfnb")], results[(kind, "bcc")]
         print(
