@@ -141,11 +141,16 @@ class BpfObject:
 
         self.on_close(call)
 
-    def stream(self, name: str, maxlen: int = 100_000, event_type: Any = None) -> Any:
-        """An :class:`bpfnb.events.EventStream` over the perf or ring buffer map ``name``."""
+    def stream(
+        self, name: str, maxlen: int = 100_000, event_type: Any = None, **options: Any
+    ) -> Any:
+        """An :class:`bpfnb.events.EventStream` over the perf or ring buffer map ``name``.
+
+        ``options`` go to :func:`bpfnb.events.open_stream` (e.g. ``perf_pages``).
+        """
         from bpfnb.events import open_stream
 
-        return open_stream(self, name, maxlen=maxlen, event_type=event_type)
+        return open_stream(self, name, maxlen=maxlen, event_type=event_type, **options)
 
     def close(self) -> None:
         """Detach every program and close every fd. Safe to call more than once."""

@@ -139,7 +139,7 @@ def test_overload_accounts_for_every_event(bcc_ok: None, kind: str) -> None:
     n, rounds = 6000, 5
     obj = _compile(kind, ring_pages=1)
     try:
-        stream = open_stream(obj, "events", perf_pages=1)
+        stream = obj.stream("events", perf_pages=1)
         for _ in range(rounds):
             _produce(n)
             stream.poll()
