@@ -165,11 +165,13 @@ def _bpftool(kind: str) -> list[dict]:
     return json.loads(out.stdout or "[]")
 
 
-def _ours(names: set[str]) -> dict[str, list]:
-    """Programs with our names and links to them, plus the tracefs probes of this pid."""
-    # bpftool shows the full name from BTF where the kernel keeps only 15 characters.
-    progs = [p for p in _bpftool("prog") if str(p.get("name"))[:15] in names]
-    ids = {p["id"] for p in progs}
+def _present(ids: set[int]) -> dict[str, list]:
+    """Which of the program ids ``ids`` the kernel still has, the links to them, and the
+    tracefs probes of this process.
+
+    Programs are matched by id, not name: other test runs on the machine load the same names.
+    """
+    progs = sorted(p["id"] for p in _bpftool("prog") if p["id"] in ids)
     links = [link for link in _bpftool("link") if link.get("prog_id") in ids]
     events = []
     for kind in ("kprobe", "uprobe"):
@@ -187,22 +189,15 @@ def test_no_leaks_after_100_load_attach_close_rounds(
 ) -> None:
     need(subprocess.run(["which", "bpftool"], capture_output=True).returncode == 0, "no bpftool")
     host_if = veth_pair[0]
-    names = {
-        "count_getppid",
-        "count_raw_enter",
-        "count_target",
-        "sum_target_retu",  # the kernel keeps 15 characters
-        "count_samples",
-        "count_lo_packet",
-        "count_cgroup_pa",
-        "xdp_udp",
-    }
-    before = _ours(names)
+    before_events = _present(set())["events"]
     lib = ct.CDLL(str(target_lib))
+    loaded: set[int] = set()
     total_links = 0
     for round_ in range(100):
         obj = load_all(link_all)
         try:
+            ids = {prog.id for prog in obj.programs.values()}
+            loaded |= ids
             obj.attach_socket_filter("count_lo_packets", "lo")
             obj.attach_perf_event("count_samples", "cpu-clock", sample_period=10_000_000)
             obj.attach_cgroup("count_cgroup_packets", cgroup_dir)
@@ -218,14 +213,18 @@ def test_no_leaks_after_100_load_attach_close_rounds(
                 obj.add_link("count_target", probe)
             else:
                 obj.attach_uprobe("count_target", str(target_lib), "bpfnb_target", os.getpid())
-            if round_ == 0:
-                during = _ours(names)
+            if round_ < 2:
+                during = _present(ids)
                 assert len(during["progs"]) == 8
-                assert len(during["links"]) >= 5  # perf, raw_tp, cgroup, xdp links at least
+                # perf links (tracepoint, uprobes, samples), raw_tp, cgroup and XDP links.
+                assert len(during["links"]) >= 6
+                assert len(during["events"]) == round_  # the tracefs probe, in odd rounds
             lib.bpfnb_target(round_)
             assert obj.maps["target_calls"][0] == 2  # the section's uprobe and ours
             total_links += len(obj.links)
         finally:
             obj.close()
     assert total_links == 100 * 9
-    assert _ours(names) == before
+    assert len(loaded) == 800
+    after = _present(loaded)
+    assert after == {"progs": [], "links": [], "events": before_events}
