@@ -210,7 +210,8 @@ def send_from_namespace(ns: str, address: tuple[str, int], count: int) -> None:
     subprocess.run(["ip", "netns", "exec", ns, sys.executable, "-c", code], check=True)
 
 
-def test_xdp_drops_then_passes_packets_on_a_veth(veth_pair) -> None:
+@pytest.mark.parametrize("mode", ["auto", "skb"])
+def test_xdp_drops_then_passes_packets_on_a_veth(veth_pair, mode: str) -> None:
     host_if, host_ip, ns, _ = veth_pair
     port = free_port()
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as receiver:
@@ -220,7 +221,7 @@ def test_xdp_drops_then_passes_packets_on_a_veth(veth_pair) -> None:
                 array_map() as counts,
                 load(ProgType.XDP, xdp_udp_counter_insns(counts.fileno(), port, action)) as prog,
             ):
-                link = attach_xdp(prog.fileno(), host_if)
+                link = attach_xdp(prog.fileno(), host_if, mode)
                 try:
                     send_from_namespace(ns, (host_ip, port), 20)
                     received = drain(receiver, arrive, timeout=1.0 if arrive else 0.3)
@@ -240,3 +241,63 @@ def test_xdp_errors(veth_pair) -> None:
             attach_xdp(prog.fileno(), "nosuchif0")
         with attach_xdp(prog.fileno(), host_if), pytest.raises(AttachError, match="already has"):
             attach_xdp(prog.fileno(), host_if)
+
+
+def test_older_kernel_paths_work_here_too(cgroup_dir: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With BPF_LINK_CREATE refused (as before Linux 5.7/5.15), cgroups fall back to
+    BPF_PROG_ATTACH and perf events to the SET_BPF ioctl; both still count and detach."""
+    import errno
+
+    from bpfnb.link import attach_tracepoint
+    from bpfnb.link import cgroup as cgroup_module
+    from bpfnb.link import perf_event as perf_module
+    from bpfnb.sys import bpf
+    from tests.kernel.test_link_support import counter_insns
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise OSError(errno.EINVAL, "no links on this kernel")
+
+    monkeypatch.setattr(cgroup_module.bpf, "link_create", refuse)
+    monkeypatch.setattr(perf_module.bpf, "link_create", refuse)
+    assert bpf.link_create is refuse  # one module object: every caller sees the refusal
+    port = free_port()
+    with (
+        array_map() as counts,
+        load(
+            ProgType.CGROUP_SKB,
+            packet_counter_insns(counts.fileno(), 20 + 8 + PAYLOAD, 1),
+            AttachType.CGROUP_INET_EGRESS,
+        ) as prog,
+    ):
+        link = attach_cgroup(prog.fileno(), cgroup_dir, "egress")
+        try:
+            assert link.fds == []  # no link fd: attached with BPF_PROG_ATTACH
+            child = subprocess.Popen(
+                [sys.executable, "-c", SENDER, "7", str(PAYLOAD), str(port)],
+                stdin=subprocess.PIPE,
+                text=True,
+            )
+            with open(os.path.join(cgroup_dir, "cgroup.procs"), "w") as procs:
+                procs.write(str(child.pid))
+            assert child.stdin is not None
+            child.stdin.write("go\n")
+            child.stdin.close()
+            assert child.wait(timeout=30) == 0
+        finally:
+            link.close()
+        assert read_slot(counts) == 7
+        # Detached by PROG_DETACH: the cgroup holds no program any more.
+        out = subprocess.run(
+            ["bpftool", "cgroup", "show", cgroup_dir], capture_output=True, text=True
+        ).stdout
+        assert "bpfnb_link_test" not in out
+    with (
+        array_map() as calls,
+        load(ProgType.TRACEPOINT, counter_insns(calls.fileno(), pid=os.getpid())) as prog,
+    ):
+        with attach_tracepoint(prog.fileno(), "syscalls:sys_enter_getppid") as link:
+            assert len(link.fds) == 1  # the perf event only: SET_BPF, no BPF link
+            for _ in range(9):
+                os.getppid()
+        os.getppid()
+        assert read_slot(calls) == 9
