@@ -193,22 +193,22 @@ class EventStream:
     def to_frame(self, time: bool = False) -> pd.DataFrame:
         """The retained events as a DataFrame, in the order they were read.
 
-        A perf buffer has one ring per CPU, read one after the other: sort by a time stamp
-        field when the order across CPUs matters.
+        The index numbers events from the first one this stream received, so a row keeps its
+        number while older rows are discarded. A perf buffer has one ring per CPU, read one
+        after the other: sort by a time stamp field when the order across CPUs matters.
 
         With ``time=True`` a wall-clock ``time`` column (UTC) is added, computed from the
         event's ``ts`` field, which must come from ``bpf_ktime_get_ns()`` (CLOCK_MONOTONIC).
         """
-        return self._frame(self.records(), time)
+        return self._frame(self.records(), time, skip=0)
 
     def tail(self, n: int = 10, time: bool = False) -> pd.DataFrame:
         """The newest ``n`` events."""
         records = self.records()
-        return self._frame(
-            records[max(len(records) - n, 0) :], time, start=max(len(records) - n, 0)
-        )
+        skip = max(len(records) - n, 0)
+        return self._frame(records[skip:], time, skip=skip)
 
-    def _frame(self, records: np.ndarray, with_time: bool, start: int = 0) -> pd.DataFrame:
+    def _frame(self, records: np.ndarray, with_time: bool, skip: int) -> pd.DataFrame:
         data = columns(records, self.layout)
         if with_time:
             if "ts" not in data:
@@ -219,7 +219,8 @@ class EventStream:
             offset = _monotonic_to_realtime_ns()
             wall = data["ts"].astype(np.int64) + np.int64(offset)
             data = {"time": pd.to_datetime(wall, unit="ns", utc=True), **data}
-        index = pd.RangeIndex(start, start + len(records))
+        first = self._received - self._rows + skip
+        index = pd.RangeIndex(first, first + len(records))
         return pd.DataFrame(data, index=index, copy=False)
 
     def clear(self) -> None:

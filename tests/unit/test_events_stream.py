@@ -103,7 +103,9 @@ def test_maxlen_keeps_newest_rows_and_counts_the_rest() -> None:
     for _ in range(4):
         stream.poll()
     assert len(stream) == 10
-    assert stream.to_frame()["seq"].tolist() == list(range(28, 38))
+    frame = stream.to_frame()
+    assert frame["seq"].tolist() == list(range(28, 38))
+    assert frame.index.tolist() == list(range(28, 38))  # numbered from the first event
     assert stream.stats == StreamStats(received=38, lost=0, dropped=0, discarded=28)
 
 
