@@ -72,7 +72,12 @@ def attach_socket_filter(prog_fd: int, sock_or_ifname: socket.socket | int | str
         target = f"fd {sock_or_ifname}"
         # A socket object on a duplicate fd names the same kernel socket; the link closes only
         # the duplicate, after taking the filter off.
-        sock = socket.socket(fileno=os.dup(sock_or_ifname))
+        duplicate = os.dup(sock_or_ifname)
+        try:
+            sock = socket.socket(fileno=duplicate)
+        except OSError as err:
+            os.close(duplicate)
+            raise attach_error(f"socket filter on {target}: not a socket", err) from err
         owned = True
     else:
         sock = sock_or_ifname

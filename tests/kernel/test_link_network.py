@@ -85,7 +85,8 @@ def test_socket_filter_on_lo_sees_exactly_our_packets() -> None:
     assert counted == 40
 
 
-def test_socket_filter_on_a_socket_drops_then_detaches() -> None:
+@pytest.mark.parametrize("given", ["socket", "fd"])
+def test_socket_filter_on_a_socket_drops_then_detaches(given: str) -> None:
     udp_len = 8 + PAYLOAD  # a UDP socket's filter sees the datagram from its UDP header
     with (
         array_map() as counts,
@@ -93,7 +94,9 @@ def test_socket_filter_on_a_socket_drops_then_detaches() -> None:
         socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as receiver,
     ):
         receiver.bind(("127.0.0.1", 0))
-        link = attach_socket_filter(prog.fileno(), receiver)
+        link = attach_socket_filter(
+            prog.fileno(), receiver if given == "socket" else receiver.fileno()
+        )
         try:
             send_udp(receiver.getsockname(), 25)
             assert drain(receiver, 0, timeout=0.3) == 0  # the filter returned 0: dropped
@@ -301,3 +304,12 @@ def test_older_kernel_paths_work_here_too(cgroup_dir: str, monkeypatch: pytest.M
                 os.getppid()
         os.getppid()
         assert read_slot(calls) == 9
+
+
+def test_socket_filter_on_a_raw_fd_that_is_not_a_socket() -> None:
+    with (
+        load(ProgType.SOCKET_FILTER, EXIT_0) as prog,
+        open("/dev/null") as not_a_socket,
+        pytest.raises(AttachError, match="not a socket"),
+    ):
+        attach_socket_filter(prog.fileno(), not_a_socket.fileno())
