@@ -8,7 +8,9 @@ submits.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes as ct
+import io
 from typing import Any
 
 import numpy as np
@@ -68,8 +70,10 @@ def _bcc_event_layout(bcc_obj: Any, name: str) -> Layout:
 
     table_module = import_bcc().table
     try:
-        event_class = table_module._get_event_class(bcc_obj[name.encode()])
-    except SystemExit as err:  # bcc prints "Type ... not recognized" and calls sys.exit
+        # On a type it cannot map, bcc prints to stderr and calls sys.exit: say it our way.
+        with contextlib.redirect_stderr(io.StringIO()):
+            event_class = table_module._get_event_class(bcc_obj[name.encode()])
+    except SystemExit as err:
         raise BpfError(
             f"{name}: bcc cannot describe this event struct (nested or unusual types); "
             "pass event_type= (a ctypes Structure or numpy dtype)"

@@ -350,3 +350,43 @@ def test_variable_size_records_decode_with_zero_padding(bcc_ok: None, kind: str)
     assert frame["seq"].tolist() == list(range(n))
     expected = ["abcdefghijklmnopqrstuvwxyz."[: (seq % 4) * 8] for seq in range(n)]
     assert frame["text"].tolist() == expected
+
+
+NESTED_PROGRAM = """
+struct inner_t {
+    u32 a;
+    u32 b;
+};
+struct event_t {
+    u64 seq;
+    struct inner_t inner;
+};
+BPF_RINGBUF_OUTPUT(events, 1);
+BPF_RINGBUF_OUTPUT(unused, 1);
+
+TRACEPOINT_PROBE(syscalls, sys_enter_getppid) {
+    if (bpf_get_current_pid_tgid() >> 32 != PID)
+        return 0;
+    struct event_t event = {.seq = 1, .inner = {.a = 2, .b = 3}};
+    events.ringbuf_output(&event, sizeof(event), 0);
+    return 0;
+}
+"""
+
+
+def test_event_types_bcc_cannot_describe_need_event_type(bcc_ok: None) -> None:
+    obj = _compile("ring", text=NESTED_PROGRAM)
+    try:
+        with pytest.raises(BpfError, match="event_type="):
+            obj.stream("events")  # bcc's event description has no nested structs
+        with pytest.raises(BpfError, match="no submit"):
+            obj.stream("unused")
+        inner = np.dtype([("a", "<u4"), ("b", "<u4")])
+        stream = obj.stream("events", event_type=np.dtype([("seq", "<u8"), ("inner", inner)]))
+        _produce(2)
+        stream.poll()
+        frame = stream.to_frame()
+    finally:
+        obj.close()
+    assert list(frame.columns) == ["seq", "inner.a", "inner.b"]
+    assert frame.values.tolist() == [[1, 2, 3], [1, 2, 3]]
