@@ -150,3 +150,25 @@ def test_nothing_is_pinned_without_a_pin_root(clang_build) -> None:
     with load_elf(path, attach=False) as obj:
         assert obj.pins == {}  # type: ignore[attr-defined]
     assert not os.path.exists("/sys/fs/bpf/pinned_calls")
+
+
+def test_a_bpffs_mounted_elsewhere_is_a_valid_pin_root(tmp_path) -> None:
+    import ctypes
+
+    from bpfnb.elf.pinning import validate_pin_path
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    mount = str(tmp_path / "bpffs")
+    os.mkdir(mount)
+    with pytest.raises(PinError, match="not on a bpf file system"):
+        validate_pin_path(f"{mount}/x")
+    assert libc.mount(b"bpf", mount.encode(), b"bpf", 0, None) == 0, ctypes.get_errno()
+    try:
+        s = MapSpec("elsewhere", MapType.ARRAY, 4, 8, 1, pinning=1, layout="btf")
+        fd, path, reused = open_or_create(s, create(s), pin_root=mount)
+        with fd:
+            assert (path, reused) == (f"{mount}/elsewhere", False)
+            assert os.path.exists(path)
+        assert unpin(f"{mount}/elsewhere")
+    finally:
+        libc.umount2(mount.encode(), 0)
