@@ -11,6 +11,8 @@ from __future__ import annotations
 import contextlib
 import ctypes as ct
 import io
+import re
+import warnings
 from typing import Any
 
 import numpy as np
@@ -96,6 +98,19 @@ def _drop_counter(bcc_obj: Any, name: str) -> DropCounter | None:
     return DropCounter(int(table.map_fd), name)
 
 
+def _warn_if_drops_uncounted(source: str, name: str) -> None:
+    # Only the program can see a failed ring buffer submit; say so when it does not count them.
+    if source and not re.search(
+        rf"BPFNB_(CHECK_SUBMIT|COUNT_DROP)\s*\(\s*{re.escape(name)}\b", source
+    ):
+        warnings.warn(
+            f"ring buffer {name!r}: the program does not count failed submits, so "
+            f"stats.dropped stays 0; check each submit with BPFNB_CHECK_SUBMIT({name}, err) "
+            f"or BPFNB_COUNT_DROP({name})",
+            stacklevel=3,
+        )
+
+
 def open_stream(
     obj: Any,
     name: str,
@@ -138,6 +153,8 @@ def open_stream(
     except BaseException:
         reader.close()
         raise
+    if info.type == MapType.RINGBUF and drops is not None:
+        _warn_if_drops_uncounted(getattr(obj, "source", ""), name)
     stream = EventStream(name, reader, layout, maxlen=maxlen, drops=drops)
     on_close_weak = getattr(obj, "on_close_weak", None)
     if on_close_weak is not None:
