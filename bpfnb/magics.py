@@ -117,7 +117,7 @@ class BpfMagics(Magics):
         from bpfnb.bcc.trace import TracePipe
 
         uses_printk = "bpf_trace_printk" in obj.source or "bpf_printk" in obj.source
-        with Progress(f"{obj.name} {seconds:g}s") as progress:
+        with Progress(obj.name, seconds) as progress:
             if uses_printk:
                 with TracePipe() as pipe:
                     pipe.follow(seconds, print)

@@ -396,12 +396,12 @@ def compile(
 
 
 def run_for(obj: BccObject, seconds: float, progress: Any = None) -> None:
-    """Keep ``obj`` attached for ``seconds`` (reporting progress), then detach it."""
+    """Keep ``obj`` attached for ``seconds`` (reporting seconds done), then detach it."""
     deadline = time.monotonic() + seconds
     try:
         while (left := deadline - time.monotonic()) > 0:
             time.sleep(min(left, 0.1))
             if progress is not None:
-                progress(min(1.0, 1 - left / seconds))
+                progress(seconds - left)
     finally:
         obj.detach()

@@ -20,9 +20,9 @@ import numpy as np
 import pandas as pd
 
 from bpfnb.events.poller import Poller, start_background
-from bpfnb.events.progress import Progress
 from bpfnb.events.records import Batch
 from bpfnb.frames import Layout, columns
+from bpfnb.progress import Progress
 
 __all__ = ["EventReader", "EventStream", "StreamStats"]
 
