@@ -1,5 +1,6 @@
 """bpfnb: explore eBPF in Jupyter."""
 
+import contextlib
 from typing import Any
 
 from bpfnb import elf, errors
@@ -23,9 +24,13 @@ __version__ = "0.1.0"
 
 def load_ipython_extension(ipython: Any) -> None:
     """``%load_ext bpfnb``: register the magics."""
+    from bpfnb.link import sweep_stale_probes
     from bpfnb.magics import BpfMagics
 
     ipython.register_magics(BpfMagics)
+    # kprobe/uprobe entries in tracefs left by bpfnb processes that died without closing.
+    with contextlib.suppress(OSError):
+        sweep_stale_probes()
 
 
 def unload_ipython_extension(ipython: Any) -> None:

@@ -20,6 +20,7 @@ __all__ = [
     "ElfError",
     "KernelFeatureError",
     "MapError",
+    "PinError",
     "PrivilegeError",
     "VerifierError",
 ]
@@ -128,6 +129,10 @@ def _verifier_summary(log: str) -> str:
 
 class MapError(BpfError, ValueError):
     """A key or value that does not fit the map's type, or an operation the map cannot do."""
+
+
+class PinError(BpfError, ValueError):
+    """A pin path is invalid or unusable, or a pinned map does not match its definition."""
 
 
 class AttachError(BpfError):

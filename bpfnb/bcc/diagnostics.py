@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 
 from bpfnb.errors import Diagnostic
@@ -33,7 +34,7 @@ def _cell_line(reported: int, printed: str, lines: list[str]) -> int:
     return matches[0] if matches else reported
 
 
-def parse_diagnostics(output: str, source: str) -> list[Diagnostic]:
+def parse_diagnostics(output: str, source: str, cell_file: str = CELL_FILE) -> list[Diagnostic]:
     """The diagnostics in ``output`` that point into the cell, with the cell's source lines.
 
     Diagnostics inside bpfnb's preamble or bcc's headers are kept as notes of the diagnostic
@@ -47,7 +48,7 @@ def parse_diagnostics(output: str, source: str) -> list[Diagnostic]:
         if not match:
             continue
         where = f"{match['file']}:{match['line']}"
-        if match["file"] != CELL_FILE:
+        if os.path.basename(match["file"]) != cell_file:
             if found:
                 found[-1].notes.append(f"{where}: {match['severity']}: {match['message']}")
             else:

@@ -30,6 +30,13 @@ def fix(report: Report) -> None:
         else:
             if done:
                 report.changes.append(done)
+    from bpfnb.link import sweep_stale_probes
+
+    try:
+        for entry in sweep_stale_probes():
+            report.changes.append(f"removed stale bpfnb probe {entry} (its process is gone)")
+    except OSError as err:
+        report.warnings.append(f"could not sweep stale probes: {err}")
     try:
         linked = headers.link_nearest()
     except OSError as err:

@@ -22,7 +22,7 @@ import os
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING
 
-from bpfnb.errors import BpfError
+from bpfnb.errors import PinError
 from bpfnb.sys import bpf
 from bpfnb.sys.fd import FD
 
@@ -50,10 +50,6 @@ GLOBALS_DIR = "globals"
 PIN_NONE, PIN_OBJECT_NS, PIN_GLOBAL_NS, PIN_CUSTOM_NS = 0, 1, 2, 3
 LIBBPF_PIN_NONE, LIBBPF_PIN_BY_NAME = 0, 1
 BPF_FS_MAGIC = 0xCAFE4A11
-
-
-class PinError(BpfError, ValueError):
-    """A pin path is invalid or unusable, or a pinned map does not match its definition."""
 
 
 def _bpffs_root(path: str) -> str | None:

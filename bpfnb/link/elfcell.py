@@ -20,6 +20,7 @@ import tempfile
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
+from bpfnb.bcc.diagnostics import parse_diagnostics
 from bpfnb.errors import CompileError, Diagnostic
 from bpfnb.link.attach import ElfObject
 
@@ -29,7 +30,6 @@ __all__ = [
     "compile_elf_cell",
     "elf_cflags",
     "load_elf_cell",
-    "parse_clang_diagnostics",
     "parse_constants",
     "vmlinux_header_dir",
 ]
@@ -39,10 +39,6 @@ INCLUDE_DIR = str(Path(__file__).parent / "include")
 CELL_FILE = "cell.bpf.c"
 _TARGET_ARCH = {"x86_64": "x86", "aarch64": "arm64", "s390x": "s390", "ppc64le": "powerpc"}
 _VMLINUX_INCLUDE = re.compile(r'^[ \t]*#[ \t]*include[ \t]*[<"]vmlinux\.h[>"]', re.MULTILINE)
-_DIAGNOSTIC = re.compile(
-    r"^(?P<file>[^\n]*?):(?P<line>\d+):(?P<column>\d+): "
-    r"(?P<severity>fatal error|error|warning|note): (?P<message>.*)$"
-)
 
 
 @functools.cache
@@ -123,37 +119,6 @@ def clang_command(source_path: str, output: str, flags: Iterable[str] = ()) -> l
     ]
 
 
-def parse_clang_diagnostics(output: str, source: str, cell_file: str) -> list[Diagnostic]:
-    """clang's diagnostics, positioned in the cell; those in headers become notes of the one
-    before (or a diagnostic at line 0 naming the header)."""
-    lines = source.splitlines()
-    found: list[Diagnostic] = []
-    for text in output.splitlines():
-        match = _DIAGNOSTIC.match(text)
-        if not match:
-            continue
-        line, column = int(match["line"]), int(match["column"])
-        if os.path.basename(match["file"]) != cell_file:
-            where = f"{match['file']}:{line}"
-            if found:
-                found[-1].notes.append(f"{where}: {match['severity']}: {match['message']}")
-            else:
-                found.append(
-                    Diagnostic(0, 0, match["severity"], f"{match['message']} (in {where})")
-                )
-            continue
-        found.append(
-            Diagnostic(
-                line=line,
-                column=column,
-                severity=match["severity"],
-                message=match["message"],
-                source_line=lines[line - 1] if 0 < line <= len(lines) else "",
-            )
-        )
-    return found
-
-
 def compile_elf_cell(text: str, clang_flags: str | Iterable[str] = (), name: str = "cell") -> str:
     """Compile the BPF C of a cell into an object file and return its path.
 
@@ -178,7 +143,7 @@ def compile_elf_cell(text: str, clang_flags: str | Iterable[str] = (), name: str
     cmd = clang_command(str(source_path), str(output), [*flags, *clang_flags])
     result = subprocess.run(cmd, capture_output=True, text=True, check=False, cwd=directory)
     if result.returncode != 0:
-        diagnostics = parse_clang_diagnostics(result.stderr, text, CELL_FILE)
+        diagnostics = parse_diagnostics(result.stderr, text, CELL_FILE)
         raise CompileError(diagnostics, result.stderr)
     return str(output)
 

@@ -6,12 +6,12 @@ import shutil
 
 import pytest
 
+from bpfnb.bcc.diagnostics import parse_diagnostics
 from bpfnb.elf.reader import read
 from bpfnb.errors import CompileError
 from bpfnb.link.elfcell import (
     compile_elf_cell,
     elf_cflags,
-    parse_clang_diagnostics,
     parse_constants,
 )
 
@@ -75,7 +75,7 @@ def test_diagnostics_in_headers_become_notes() -> None:
         "/x/cell.bpf.c:3:5: error: use of undeclared identifier 'y'\n"
         "/usr/include/z.h:10:1: note: expanded from macro 'Z'\n"
     )
-    (d,) = parse_clang_diagnostics(output, "a\nb\n    y;\n", "cell.bpf.c")
+    (d,) = parse_diagnostics(output, "a\nb\n    y;\n", "cell.bpf.c")
     assert (d.line, d.column, d.severity) == (3, 5, "error")
     assert d.source_line == "    y;"
     assert d.notes == ["/usr/include/z.h:10: note: expanded from macro 'Z'"]
