@@ -188,13 +188,21 @@ class Btf:
         """Number of type ids, counting ``void`` (id 0)."""
         return len(self._offsets)
 
+    def offset_of(self, type_id: int) -> int:
+        """Where type ``type_id`` starts in the raw BTF (the type section's start for void or
+        an unknown id)."""
+        if 0 < type_id < len(self._offsets):
+            return self._types_offset + self._offsets[type_id]
+        return self._types_offset
+
     def kind_of(self, type_id: int) -> str:
         self._check_id(type_id)
         return KINDS[self._kinds[type_id]]
 
     def _check_id(self, type_id: int) -> None:
         if not 0 <= type_id < len(self._offsets):
-            raise ElfError(f"type id {type_id} does not exist", self.section)
+            # Reported at the type section's start: the referring field is not known here.
+            raise ElfError(f"type id {type_id} does not exist", self.section, self._types_offset)
 
     def type(self, type_id: int) -> BtfType:
         """The decoded type ``type_id`` (0 is ``void``)."""
@@ -333,13 +341,19 @@ class Btf:
                 return t
             type_id = t.type_id
         raise ElfError(
-            f"type {type_id}: typedef/qualifier chain too long or circular", self.section
+            f"type {type_id}: typedef/qualifier chain too long or circular",
+            self.section,
+            self.offset_of(type_id),
         )
 
     def size_of(self, type_id: int, depth: int = 0) -> int:
         """The size in bytes of a type, as C's ``sizeof``."""
         if depth > _MAX_DEPTH:
-            raise ElfError(f"type {type_id}: type chain too long or circular", self.section)
+            raise ElfError(
+                f"type {type_id}: type chain too long or circular",
+                self.section,
+                self.offset_of(type_id),
+            )
         t = self.skip_modifiers(type_id)
         if t.kind in ("INT", "STRUCT", "UNION", "ENUM", "ENUM64", "DATASEC", "FLOAT"):
             return t.size
@@ -349,7 +363,7 @@ class Btf:
             return t.nelems * self.size_of(t.type_id, depth + 1)
         if t.kind == "VAR":
             return self.size_of(t.type_id, depth + 1)
-        raise ElfError(f"type {type_id} ({t.kind}) has no size", self.section)
+        raise ElfError(f"type {type_id} ({t.kind}) has no size", self.section, self.offset_of(t.id))
 
     def type_name(self, type_id: int, depth: int = 0) -> str:
         """A readable C name for a type: ``u32``, ``struct key_t``, ``char[16]``, ``void *``."""
@@ -384,7 +398,7 @@ def parse(data: bytes, section: str = ".BTF") -> Btf:
     except ElfError:
         raise
     except (struct.error, IndexError, ValueError) as err:
-        raise ElfError(f"malformed BTF: {err}", section) from None
+        raise ElfError(f"malformed BTF: {err}", section, 0) from None
 
 
 # -- .BTF.ext ------------------------------------------------------------------------------------
@@ -424,6 +438,7 @@ class CoreRelocation:
     type_id: int
     access: str
     kind: int
+    record: int = field(default=0, compare=False)  # where the record is in .BTF.ext
 
     def shifted(self, by: int) -> CoreRelocation:
         return replace(self, insn=self.insn + by)
@@ -502,7 +517,7 @@ def parse_ext(data: bytes, btf: Btf, section: str = ".BTF.ext") -> BtfExt:
         core_off, core_len = struct.unpack_from(e + "II", data, 24)
         for name, at, _ in records(core_off, core_len, 16):
             insn_off, type_id, access_off, kind = struct.unpack_from(e + "4I", data, at)
-            relo = CoreRelocation(insn_off // 8, type_id, btf.string(access_off), kind)
+            relo = CoreRelocation(insn_off // 8, type_id, btf.string(access_off), kind, at)
             cores.setdefault(name, []).append(relo)
     return BtfExt(funcs, lines, cores)
 

@@ -22,10 +22,12 @@ _MAX_SIZE = 1 << 24
 _MAX_DEPTH = 32
 
 
-def raw_layout(size: int, section: str = "") -> Layout:
+def raw_layout(size: int, section: str = "", offset: int = 0) -> Layout:
     """A type known only by its size: an unsigned integer when it has an integer's size."""
     if size > _MAX_SIZE:
-        raise ElfError(f"a key or value of {size} bytes is too large to lay out", section or None)
+        raise ElfError(
+            f"a key or value of {size} bytes is too large to lay out", section or None, offset
+        )
     if size in (1, 2, 4, 8):
         return Layout(np.dtype(f"u{size}"), c_name=f"u{size * 8}")
     if size <= 0:
@@ -33,15 +35,18 @@ def raw_layout(size: int, section: str = "") -> Layout:
     return Layout(np.dtype([("raw", np.uint8, (size,))]), c_name=f"u8[{size}]")
 
 
-def layout_for(btf: Btf | None, type_id: int, size: int, section: str = "") -> Layout:
+def layout_for(
+    btf: Btf | None, type_id: int, size: int, section: str = "", offset: int = 0
+) -> Layout:
     """The layout of BTF type ``type_id``; by ``size`` alone when there is no BTF type."""
     if btf is None or not type_id:
-        return raw_layout(size, section)
+        return raw_layout(size, section, offset)
     layout = layout_of_type(btf, type_id)
     if layout.size != size:
         raise ElfError(
             f"BTF type {btf.type_name(type_id)} is {layout.size} bytes, the map says {size}",
             btf.section,
+            btf.offset_of(type_id),
         )
     return layout
 
@@ -74,7 +79,7 @@ def data_layout(btf: Btf | None, section: str, variables: list[Variable], size: 
     try:
         dtype = np.dtype({"names": names, "formats": formats, "offsets": offsets, "itemsize": size})
     except (ValueError, TypeError) as err:
-        raise ElfError(f"global data has no numpy layout: {err}", section) from None
+        raise ElfError(f"global data has no numpy layout: {err}", section, 0) from None
     return Layout(dtype, tuple(bitfields), c_name=section)
 
 
@@ -84,7 +89,9 @@ def layout_of_type(btf: Btf, type_id: int) -> Layout:
     try:
         dtype = _dtype(btf, type_id, "", bitfields, 0)
     except (ValueError, TypeError, OverflowError, MemoryError) as err:
-        raise ElfError(f"type {type_id} has no numpy layout: {err}", btf.section) from None
+        raise ElfError(
+            f"type {type_id} has no numpy layout: {err}", btf.section, btf.offset_of(type_id)
+        ) from None
     return Layout(dtype, tuple(bitfields), c_name=btf.type_name(type_id))
 
 

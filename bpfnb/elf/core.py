@@ -148,7 +148,7 @@ def _field_value(btf: Btf, found: _Field, kind: int) -> int:
         byte_offset = found.bit_offset // 8 // byte_size * byte_size
         while found.bit_offset + bit_size - byte_offset * 8 > byte_size * 8:
             if byte_size >= 8:
-                raise CoreError("bitfield straddles a 64-bit load", ".BTF.ext")
+                raise CoreError("bitfield straddles a 64-bit load", ".BTF.ext", 0)
             byte_size *= 2
             byte_offset = found.bit_offset // 8 // byte_size * byte_size
     if kind == 0:
@@ -175,9 +175,9 @@ def resolve(relo: CoreRelocation, local: Btf, target: Btf) -> tuple[int, int] | 
     try:
         indexes = [int(part) for part in relo.access.split(":")]
     except ValueError:
-        raise CoreError(f"bad access string {relo.access!r}", ".BTF.ext") from None
+        raise CoreError(f"bad access string {relo.access!r}", ".BTF.ext", relo.record) from None
     if not indexes or min(indexes) < 0:
-        raise CoreError(f"bad access string {relo.access!r}", ".BTF.ext")
+        raise CoreError(f"bad access string {relo.access!r}", ".BTF.ext", relo.record)
     local_type = local.skip_modifiers(relo.type_id)
     kind = relo.kind
     if kind == 6:
@@ -192,7 +192,7 @@ def resolve(relo: CoreRelocation, local: Btf, target: Btf) -> tuple[int, int] | 
         return local_value, value
     if kind in _ENUM_KINDS:
         if local_type.kind not in ("ENUM", "ENUM64") or indexes[0] >= len(local_type.members):
-            raise CoreError(f"enum relocation on {local_type.kind}", ".BTF.ext")
+            raise CoreError(f"enum relocation on {local_type.kind}", ".BTF.ext", relo.record)
         enumerator = local_type.members[indexes[0]]
         local_value = 1 if kind == 10 else enumerator.value
         for target_id in candidates:
@@ -201,11 +201,13 @@ def resolve(relo: CoreRelocation, local: Btf, target: Btf) -> tuple[int, int] | 
                     return local_value, 1 if kind == 10 else m.value
         return (local_value, 0) if kind == 10 else None
     if kind not in _FIELD_KINDS:
-        raise CoreError(f"unknown CO-RE relocation kind {kind}", ".BTF.ext")
+        raise CoreError(f"unknown CO-RE relocation kind {kind}", ".BTF.ext", relo.record)
     local_field = _field(local, relo.type_id, list(indexes), by_name=False)
     path = _names(local, relo.type_id, indexes)
     if local_field is None or path is None:
-        raise CoreError(f"access {relo.access!r} does not fit {local_type.name!r}", ".BTF.ext")
+        raise CoreError(
+            f"access {relo.access!r} does not fit {local_type.name!r}", ".BTF.ext", relo.record
+        )
     local_value = _field_value(local, local_field, kind)
     for target_id in candidates:
         found = _field(target, target_id, path, by_name=True)
@@ -222,7 +224,9 @@ def apply_core_relocations(
     count = len(out) // 8
     for relo in relocations:
         if not 0 <= relo.insn < count:
-            raise CoreError(f"{program}: CO-RE relocation on instruction {relo.insn}", ".BTF.ext")
+            raise CoreError(
+                f"{program}: CO-RE relocation on instruction {relo.insn}", ".BTF.ext", relo.record
+            )
         at = relo.insn * 8
         result = resolve(relo, local, target)
         if result is None:
@@ -239,11 +243,15 @@ def _patch(out: bytearray, at: int, value: int, relo: CoreRelocation, program: s
     cls = opcode & 0x07
     if cls in (0x04, 0x07) and not opcode & 0x08:  # ALU with an immediate
         if not -(1 << 31) <= value < (1 << 32):
-            raise CoreError(f"{program}: CO-RE value {value} does not fit an immediate", ".BTF.ext")
+            raise CoreError(
+                f"{program}: CO-RE value {value} does not fit an immediate", ".BTF.ext", relo.record
+            )
         struct.pack_into("<I", out, at + 4, value & 0xFFFFFFFF)
     elif cls in (0x01, 0x02, 0x03):  # memory access: the offset field
         if not -(1 << 15) <= value < (1 << 15):
-            raise CoreError(f"{program}: CO-RE offset {value} does not fit", ".BTF.ext")
+            raise CoreError(
+                f"{program}: CO-RE offset {value} does not fit", ".BTF.ext", relo.record
+            )
         struct.pack_into("<h", out, at + 2, value)
     elif opcode == 0x18 and at + 16 <= len(out):  # 64-bit immediate
         struct.pack_into("<I", out, at + 4, value & 0xFFFFFFFF)
@@ -254,4 +262,5 @@ def _patch(out: bytearray, at: int, value: int, relo: CoreRelocation, program: s
             f"{program}: CO-RE relocation ({kind}) on instruction {relo.insn} "
             f"(opcode {opcode:#04x}), which takes no value",
             ".BTF.ext",
+            relo.record,
         )

@@ -18,7 +18,7 @@ from typing import Any
 from bpfnb.elf import btf as btf_module
 from bpfnb.elf.btf import Btf, BtfExt, CoreRelocation, FuncInfo, LineInfo
 from bpfnb.elf.relocate import Function, Link, Symbol, link
-from bpfnb.elf.sections import classify
+from bpfnb.elf.sections import UNKNOWN_SECTION, lookup
 from bpfnb.elf.spec import (
     KERNEL_VERSION_CURRENT,
     MAX_DATA_SIZE,
@@ -82,7 +82,7 @@ class _Section:
     def contents(self) -> bytes:
         """The section's bytes; an error for a section that should hold some but has none."""
         if len(self.data) != self.size:
-            raise ElfError(f"holds no data ({self.type}) where data is needed", self.name)
+            raise ElfError(f"holds no data ({self.type}) where data is needed", self.name, 0)
         return self.data
 
     @property
@@ -194,7 +194,9 @@ class _Reader:
                 header, name = section.header, section.name
             except Exception as err:  # pyelftools: bad name offsets, bad links, short reads
                 raise ElfError(
-                    f"unreadable section header {index}: {err}", f"#{index}", at
+                    f"unreadable section header {index} (at file offset {at:#x}): {err}",
+                    f"#{index}",
+                    0,
                 ) from None
             self._add_section(index, name, header, at)
 
@@ -203,14 +205,20 @@ class _Reader:
         sh_type = h["sh_type"]
         sh_type = sh_type if isinstance(sh_type, str) else f"SHT_{sh_type:#x}"
         flags, offset, size = h["sh_flags"], h["sh_offset"], h["sh_size"]
+        if not name and sh_type != "SHT_NULL":
+            name = f"#{index}"  # an unnamed section (a corrupt name offset): errors need a name
         label = name or f"#{index}"
         if flags & SHF_COMPRESSED:
-            raise ElfError("compressed sections are not supported", label, offset)
+            raise ElfError("compressed sections are not supported", label, 0)
         if sh_type in ("SHT_NOBITS", "SHT_NULL"):
             data = b""
         else:
             if offset + size > len(self.data):
-                raise ElfError(f"{size} bytes run past the end of the file", label, offset)
+                raise ElfError(
+                    f"{size} bytes at file offset {offset:#x} run past the end of the file",
+                    label,
+                    0,
+                )
             data = self.data[offset : offset + size]
         link_, info, entsize = h["sh_link"], h["sh_info"], h["sh_entsize"]
         self.sections.append(
@@ -232,14 +240,14 @@ class _Reader:
     def _symbols(self) -> None:
         tables = [s for s in self.sections if s.type == "SHT_SYMTAB"]
         if len(tables) != 1:
-            raise ElfError(f"expected one symbol table, found {len(tables)}", ".symtab")
+            raise ElfError(f"expected one symbol table, found {len(tables)}", ".symtab", 0)
         symtab = tables[0]
         self.roles[symtab.index] = "symbols"
         if symtab.entsize != 24 or symtab.size % 24:
-            raise ElfError(f"symbol size {symtab.entsize}, expected 24", symtab.name, symtab.offset)
-        strtab = self._section(symtab.link, symtab.name)
+            raise ElfError(f"symbol size {symtab.entsize}, expected 24", symtab.name, 0)
+        strtab = self._section(symtab.link, symtab.name, 0)
         if strtab.type != "SHT_STRTAB":
-            raise ElfError("symbol names are not in a string table", symtab.name)
+            raise ElfError("symbol names are not in a string table", symtab.name, 0)
         self.roles[strtab.index] = "strings"
         fmt = self.endian + "IBBHQQ"
         for i, (name_off, info, _other, shndx, value, size) in enumerate(
@@ -284,7 +292,7 @@ class _Reader:
                 self.roles[section.index] = "version"
                 if len(section.contents()) != 4:
                     raise ElfError(
-                        f"kernel version is {len(section.data)} bytes, expected 4", "version"
+                        f"kernel version is {len(section.data)} bytes, expected 4", "version", 0
                     )
                 return int(struct.unpack(self.endian + "I", section.data)[0])
         return 0
@@ -292,20 +300,20 @@ class _Reader:
     def _relocations(self) -> None:
         for rel in self.sections:
             if rel.type == "SHT_RELA":
-                raise ElfError("RELA relocations are not used by BPF objects", rel.name, rel.offset)
+                raise ElfError("RELA relocations are not used by BPF objects", rel.name, 0)
             if rel.type != "SHT_REL":
                 continue
-            target = self._section(rel.info, rel.name)
+            target = self._section(rel.info, rel.name, 0)
             if target.name.startswith(_IGNORED_PREFIXES) or target.name in (".BTF", ".BTF.ext"):
                 # Relocations of debug info and BTF matter to linkers and debuggers only.
                 self.roles[rel.index] = "debug info (ignored)"
                 continue
             self.roles[rel.index] = "relocations"
             if rel.entsize != 16 or rel.size % 16:
-                raise ElfError(f"relocation size {rel.entsize}, expected 16", rel.name, rel.offset)
+                raise ElfError(f"relocation size {rel.entsize}, expected 16", rel.name, 0)
             links = self.links.setdefault(target.index, {})
             for i, (offset, info) in enumerate(struct.iter_unpack(self.endian + "QQ", rel.data)):
-                at = rel.offset + 16 * i
+                at = 16 * i
                 sym_index, kind = info >> 32, info & 0xFFFFFFFF
                 if sym_index >= len(self.symbols):
                     raise ElfError(
@@ -351,6 +359,7 @@ class _Reader:
     def _add_map(self, spec: MapSpec, section: int, offset: int) -> None:
         if spec.name in self.maps:
             raise ElfError(f"map {spec.name!r} is defined twice", spec.section, offset)
+        spec.offset = offset
         self.maps[spec.name] = spec
         self.map_at[(section, offset)] = spec.name
 
@@ -416,20 +425,28 @@ class _Reader:
             return
         self.roles[section.index] = "maps (BTF)"
         if self.btf is None:
-            raise ElfError("BTF-defined maps need the object's BTF: compile with clang -g", ".maps")
+            raise ElfError(
+                "BTF-defined maps need the object's BTF: compile with clang -g", ".maps", 0
+            )
         datasec = self.btf.find(".maps", "DATASEC")
         if datasec is None:
-            raise ElfError("no BTF DATASEC describes the maps", ".maps")
+            raise ElfError("no BTF DATASEC describes the maps", ".maps", 0)
         symbols = {s.name: s for s in self._symbols_in(section.index, STT_OBJECT)}
         links = self.links.get(section.index, {})
         for entry in datasec.members:
             var = self.btf.type(entry.type_id)
             if var.kind != "VAR":
-                raise ElfError(f"DATASEC entry {entry.type_id} is a {var.kind}, not a VAR", ".BTF")
+                raise ElfError(
+                    f"DATASEC entry {entry.type_id} is a {var.kind}, not a VAR",
+                    ".BTF",
+                    self.btf.offset_of(datasec.id),
+                )
             sym = symbols.get(var.name)
             if sym is None:
-                raise ElfError(f"map {var.name!r} has no symbol", ".maps")
-            spec = self._btf_map_def(var.name, var.type_id, 0)
+                raise ElfError(
+                    f"map {var.name!r} has no symbol", ".BTF", self.btf.offset_of(var.id)
+                )
+            spec = self._btf_map_def(var.name, var.type_id, 0, sym.value)
             # Initial contents of a map-in-map: relocations on the "values" array.
             values_offset = self._member_offset(var.type_id, "values")
             if values_offset is not None:
@@ -451,19 +468,19 @@ class _Reader:
                 return m.offset // 8
         return None
 
-    def _btf_map_def(self, name: str, type_id: int, depth: int) -> MapSpec:
+    def _btf_map_def(self, name: str, type_id: int, depth: int, offset: int) -> MapSpec:
         btf = self.btf
         assert btf is not None
-        where = ".maps"
+        where = (".maps", offset)
         t = btf.skip_modifiers(type_id)
         if t.kind != "STRUCT":
-            raise ElfError(f"map {name!r} is a {t.kind}, not a struct", where)
+            raise ElfError(f"map {name!r} is a {t.kind}, not a struct", *where)
         spec = MapSpec(name, 0, 0, 0, 0, section=".maps", layout="btf", btf=btf)
         for member in t.members:
             target = btf.skip_modifiers(member.type_id)
             if member.name in ("type", "max_entries", "map_flags", "numa_node", "pinning",
                                "key_size", "value_size", "map_extra"):  # fmt: skip
-                value = self._btf_uint(name, member.name, target)
+                value = self._btf_uint(name, member.name, target, offset)
                 if member.name == "type":
                     spec.type = value
                 elif member.name == "map_flags":
@@ -472,34 +489,37 @@ class _Reader:
                     setattr(spec, member.name, value)
             elif member.name in ("key", "value"):
                 if target.kind != "PTR":
-                    raise ElfError(f"map {name!r}: {member.name} must be a pointer (__type)", where)
+                    raise ElfError(
+                        f"map {name!r}: {member.name} must be a pointer (__type)", *where
+                    )
                 size = btf.size_of(target.type_id)
                 setattr(spec, f"{member.name}_size", size)
                 setattr(spec, f"{member.name}_type_id", target.type_id)
             elif member.name == "values":
                 if depth > 0:
-                    raise ElfError(f"map {name!r}: maps nest only one level deep", where)
+                    raise ElfError(f"map {name!r}: maps nest only one level deep", *where)
                 if target.kind != "ARRAY":
-                    raise ElfError(f"map {name!r}: values must be an array (__array)", where)
+                    raise ElfError(f"map {name!r}: values must be an array (__array)", *where)
                 pointer = btf.skip_modifiers(target.type_id)
                 if pointer.kind != "PTR":
-                    raise ElfError(f"map {name!r}: values must hold pointers", where)
+                    raise ElfError(f"map {name!r}: values must hold pointers", *where)
                 inner_type = btf.skip_modifiers(pointer.type_id)
                 if inner_type.kind == "STRUCT" and spec.type in (
                     MapType.ARRAY_OF_MAPS,
                     MapType.HASH_OF_MAPS,
                     0,
                 ):
-                    spec.inner = self._btf_map_def(f"{name}.inner", pointer.type_id, depth + 1)
+                    inner_name = f"{name}.inner"
+                    spec.inner = self._btf_map_def(inner_name, pointer.type_id, depth + 1, offset)
                     spec.value_size = 4
                 # for a program array, the values are programs: nothing to lay out
             else:
-                raise ElfError(f"map {name!r}: unknown field {member.name!r}", where)
+                raise ElfError(f"map {name!r}: unknown field {member.name!r}", *where)
         if spec.type in (MapType.ARRAY_OF_MAPS, MapType.HASH_OF_MAPS) and spec.inner is None:
-            raise ElfError(f"map-in-map {name!r} needs an inner map (__array(values, ...))", where)
+            raise ElfError(f"map-in-map {name!r} needs an inner map (__array(values, ...))", *where)
         return spec
 
-    def _btf_uint(self, name: str, field: str, target: object) -> int:
+    def _btf_uint(self, name: str, field: str, target: object, offset: int) -> int:
         # __uint(field, N) is "int (*field)[N]": a pointer to an array of N elements.
         assert self.btf is not None
         t = target
@@ -507,7 +527,7 @@ class _Reader:
             array = self.btf.skip_modifiers(t.type_id)  # type: ignore[attr-defined]
             if array.kind == "ARRAY":
                 return array.nelems
-        raise ElfError(f"map {name!r}: {field} must be declared with __uint()", ".maps")
+        raise ElfError(f"map {name!r}: {field} must be declared with __uint()", ".maps", offset)
 
     def _data_maps(self) -> None:
         for section in self.sections:
@@ -518,7 +538,7 @@ class _Reader:
             self.roles[section.index] = "global data"
             if section.size > MAX_DATA_SIZE:
                 raise ElfError(
-                    f"{section.size} bytes of global data exceed {MAX_DATA_SIZE}", section.name
+                    f"{section.size} bytes of global data exceed {MAX_DATA_SIZE}", section.name, 0
                 )
             if section.size == 0:
                 continue
@@ -606,13 +626,14 @@ class _Reader:
                     name = self.map_at.get((link_.section, link_.offset))
                     if name is None:
                         raise ElfError(
-                            f"reference to {link_.symbol.name!r}: no map at offset {link_.offset}",
+                            f"reference to {link_.symbol.name!r}: no map definition starts here",
                             self.sections[link_.section].name,
+                            link_.offset,
                         )
                     links[offset] = Link(link_.symbol, "map", name, link_.section, link_.offset)
                 elif link_.kind == "data" and self.sections[link_.section].size == 0:
                     raise ElfError(
-                        f"reference to {link_.symbol.name!r} in an empty section", link_.target
+                        f"reference to {link_.symbol.name!r} in an empty section", link_.target, 0
                     )
 
         by_section = self._functions()
@@ -647,11 +668,15 @@ class _Reader:
             section = self.sections[index]
             if section.name == ".text":
                 continue
-            kind = classify(section.name)
+            kind = lookup(section.name)
+            if kind is None:
+                raise ElfError(UNKNOWN_SECTION, section.name, 0)
             for fn in fns:
                 code = link(fn, find, func_info, line_info, self.endian, core_relocations)
                 if fn.name in programs:
-                    raise ElfError(f"program {fn.name!r} is defined twice", section.name)
+                    raise ElfError(
+                        f"program {fn.name!r} is defined twice", section.name, fn.start * 8
+                    )
                 programs[fn.name] = ProgramSpec(
                     name=fn.name,
                     section=section.name,

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from bpfnb.errors import ElfError
 from bpfnb.sys.constants import AttachType, ProgType
 
-__all__ = ["SectionKind", "classify", "known_prefixes"]
+__all__ = ["UNKNOWN_SECTION", "SectionKind", "classify", "known_prefixes", "lookup"]
 
 
 @dataclass(frozen=True)
@@ -125,21 +125,31 @@ def _matches(section: str, name: str, match: str) -> str | None:
     return None
 
 
+UNKNOWN_SECTION = (
+    "unknown program section: its name gives no program type (expected a name such as "
+    "kprobe/FN, tracepoint/CAT/NAME, raw_tp/NAME, socket, xdp, tc, cgroup_skb/ingress, "
+    "fentry/FN; bpfnb.elf.sections.known_prefixes() lists them all)"
+)
+
+
+def lookup(section: str) -> SectionKind | None:
+    """What a program section name means, or None when it is not a known name."""
+    for name, match, prog_type, attach_type, kind in _RULES:
+        target = _matches(section, name, match)
+        if target is not None:
+            return SectionKind(prog_type, int(attach_type), kind, target)
+    return None
+
+
 def classify(section: str) -> SectionKind:
     """The program type, expected attach type and attach point of a program section.
 
     An unknown name raises :class:`ElfError` naming the section.
     """
-    for name, match, prog_type, attach_type, kind in _RULES:
-        target = _matches(section, name, match)
-        if target is not None:
-            return SectionKind(prog_type, int(attach_type), kind, target)
-    raise ElfError(
-        "unknown program section: its name gives no program type (expected a name such as "
-        "kprobe/FN, tracepoint/CAT/NAME, raw_tp/NAME, socket, xdp, tc, cgroup_skb/ingress, "
-        "fentry/FN; bpfnb.elf.sections.known_prefixes() lists them all)",
-        section,
-    )
+    kind = lookup(section)
+    if kind is None:
+        raise ElfError(UNKNOWN_SECTION, section, 0)
+    return kind
 
 
 def known_prefixes() -> list[str]:

@@ -88,6 +88,8 @@ class MapSpec:
     value_type_id: int = 0
     # Global data: the variables it holds, by offset.
     variables: list[Variable] = field(default_factory=list, repr=False)
+    # Where the definition starts in ``section``.
+    offset: int = 0
 
     @property
     def type_name(self) -> str:
@@ -111,7 +113,7 @@ class MapSpec:
         """The key as a :class:`bpfnb.frames.Layout` (from BTF, or from its size)."""
         from bpfnb.elf.btf_layout import layout_for
 
-        return layout_for(self.btf, self.key_type_id, self.key_size, self.section)
+        return layout_for(self.btf, self.key_type_id, self.key_size, self.section, self.offset)
 
     @property
     def value_layout(self) -> Layout:
@@ -120,7 +122,7 @@ class MapSpec:
 
         if self.layout == "data":
             return data_layout(self.btf, self.section, self.variables, self.value_size)
-        return layout_for(self.btf, self.value_type_id, self.value_size, self.section)
+        return layout_for(self.btf, self.value_type_id, self.value_size, self.section, self.offset)
 
 
 def _c_name(btf: Btf | None, type_id: int, size: int) -> str:
