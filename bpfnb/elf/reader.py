@@ -403,6 +403,8 @@ class _Reader:
                 section.name,
                 0,
             )
+        inner_of: dict[str, int] = {}
+        specs: list[MapSpec] = []
         for i, sym in enumerate(syms):
             if sym.value != i * size:
                 raise ElfError(
@@ -410,14 +412,23 @@ class _Reader:
                 )
             words = struct.unpack_from(self.endian + "5I", section.contents(), sym.value)
             numa = 0
-            if size >= 28:
-                numa = struct.unpack_from(self.endian + "I", section.data, sym.value + 24)[0]
             map_type, key_size, value_size, max_entries, flags = words
+            if size >= 28:
+                inner, numa = struct.unpack_from(self.endian + "II", section.data, sym.value + 20)
+                if map_type in (MapType.ARRAY_OF_MAPS, MapType.HASH_OF_MAPS):
+                    inner_of[sym.name] = inner
             spec = MapSpec(
                 sym.name, map_type, key_size, value_size, max_entries, flags,
                 section="maps", layout="samples", numa_node=numa,
             )  # fmt: skip
             self._add_map(spec, section.index, sym.value)
+            specs.append(spec)
+        # The 7-field layout names a map-in-map's inner map by its index in the section; that
+        # map is the template the kernel checks inner maps against.
+        for name, index in inner_of.items():
+            if index >= len(specs) or specs[index].name == name:
+                raise ElfError(f"map {name!r}: inner map index {index} is invalid", "maps", 0)
+            self.maps[name].inner = specs[index]
 
     def _btf_maps(self) -> None:
         section = next((s for s in self.sections if s.name == ".maps"), None)
