@@ -20,7 +20,6 @@ from bpfnb.elf.btf import Btf, BtfExt, CoreRelocation, FuncInfo, LineInfo
 from bpfnb.elf.relocate import Function, Link, Symbol, link
 from bpfnb.elf.sections import UNKNOWN_SECTION, lookup
 from bpfnb.elf.spec import (
-    KERNEL_VERSION_CURRENT,
     MAX_DATA_SIZE,
     MapSpec,
     ObjectSpec,
@@ -31,13 +30,12 @@ from bpfnb.elf.spec import (
 from bpfnb.errors import ElfError
 from bpfnb.sys.constants import MapType
 
-__all__ = ["read"]
+__all__ = ["read", "version_code"]
 
 EM_BPF = 247
 SHF_EXECINSTR = 0x4
 SHF_COMPRESSED = 0x800
 STT_OBJECT, STT_FUNC, STT_SECTION = 1, 2, 3
-STB_LOCAL = 0
 SHN_UNDEF, SHN_LORESERVE = 0, 0xFF00
 
 R_BPF_64_64, R_BPF_64_ABS64, R_BPF_64_ABS32, R_BPF_64_NODYLD32, R_BPF_64_32 = 1, 2, 3, 4, 10
@@ -225,7 +223,7 @@ class _Reader:
             _Section(index, name, sh_type, flags, offset, size, link_, info, entsize, data)
         )
 
-    def _section(self, index: int, user: str, offset: int | None = None) -> _Section:
+    def _section(self, index: int, user: str, offset: int = 0) -> _Section:
         if not 0 <= index < len(self.sections):
             raise ElfError(f"refers to section {index}, which does not exist", user, offset)
         return self.sections[index]
@@ -630,8 +628,12 @@ class _Reader:
         return by_section
 
     def _programs(self, license_: str, version: int) -> dict[str, ProgramSpec]:
-        # Resolve map references to map names now that every map is known.
-        for links in self.links.values():
+        # Resolve map references to map names now that every map is known: in code, and in
+        # ".maps" (a map-in-map's initial slots). Other sections' relocations never reach the
+        # kernel.
+        for index, links in self.links.items():
+            if not (self.sections[index].executable or self.sections[index].name == ".maps"):
+                continue
             for offset, link_ in list(links.items()):
                 if link_.kind == "map":
                     name = self.map_at.get((link_.section, link_.offset))
@@ -729,6 +731,3 @@ def version_code(release: str) -> int:
         parts.append(0)
     major, minor, patch = parts
     return (major << 16) | (minor << 8) | min(patch, 255)
-
-
-__all__ += ["KERNEL_VERSION_CURRENT", "version_code"]
