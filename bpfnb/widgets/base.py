@@ -91,6 +91,7 @@ class LiveView(widgets.VBox):
         self._interval.observe(self._on_interval, names="value")
         controls = widgets.HBox([self._toggle, self._interval, self._status])
         super().__init__(children=[controls, self._body])
+        self.add_class("bpfnb-live-view")
 
         self._watch_owner(owner)
         _cells.register(self)
