@@ -98,6 +98,7 @@ class _Reader:
         self.path = path
         self.sections: list[_Section] = []
         self.symbols: list[Symbol] = []
+        self.by_section: dict[int, list[Symbol]] | None = None  # named symbols, by value
         self.links: dict[int, dict[int, Link]] = {}  # section → insn/byte offset → relocation
         self.roles: dict[int, str] = {}
         self.btf: Btf | None = None
@@ -261,10 +262,12 @@ class _Reader:
             self.symbols.append(Symbol(i, name, info & 0xF, info >> 4, shndx, value, size))
 
     def _symbols_in(self, section: int, *types: int) -> list[Symbol]:
-        return sorted(
-            (s for s in self.symbols if s.section == section and s.type in types and s.name),
-            key=lambda s: s.value,
-        )
+        if self.by_section is None:
+            self.by_section = {}
+            for sym in sorted(self.symbols, key=lambda s: s.value):
+                if sym.name:
+                    self.by_section.setdefault(sym.section, []).append(sym)
+        return [s for s in self.by_section.get(section, ()) if s.type in types]
 
     def _btf(self) -> None:
         for section in self.sections:

@@ -300,3 +300,8 @@ def test_core_relocations_read_the_kernels_task_struct(clang_build):
     # Locally pid is at offset 4 and tgid at 0; only relocated offsets read the right fields.
     assert (row.pid, row.tgid) == (tids[0], os.getpid()) and tids[0] != os.getpid()
     assert (row.tgid_exists, row.missing_exists, row.tgid_size) == (1, 0, 4)
+
+
+def test_callback_runs_through_bpf_loop(clang_build):
+    with load(clang_build("elf_callback")) as obj:
+        assert prog_test_run(obj.programs["sum_to_ten"].fd, PACKET).retval == sum(range(10))

@@ -262,3 +262,17 @@ def test_every_fixture_reads(clang_build, name, debug):
         assert bool(prog.line_info) == (debug != NO_DEBUG)
     for m in spec.maps.values():
         assert m.key_layout.size == m.key_size and m.value_layout.size == m.value_size
+
+
+def test_callbacks_are_linked_as_pseudo_func_loads(clang_build):
+    prog = read(clang_build("elf_callback")).programs["sum_to_ten"]
+    starts = {name: insn for insn, name in prog.functions.items()}
+    assert set(starts) == {"sum_to_ten", "add_index"}
+    loads = [
+        i for i in range(len(prog))
+        if prog.instructions[i * 8] == 0x18 and prog.instructions[i * 8 + 1] >> 4 == 4
+    ]  # fmt: skip
+    assert len(loads) == 1  # BPF_PSEUDO_FUNC: the callback's address
+    imm = struct.unpack_from("<i", prog.instructions, loads[0] * 8 + 4)[0]
+    assert loads[0] + 1 + imm == starts["add_index"]
+    assert "= add_index ll" in prog.disassemble()
