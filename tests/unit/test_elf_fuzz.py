@@ -32,6 +32,7 @@ FIXTURES = [
     ("elf_samples_maps", ("-DSEVEN_FIELDS",)),
     ("elf_bitfields", ()),
     ("elf_core", ()),
+    ("elf_callback", ()),
 ]
 
 # Values that break parsers: zero, sign edges, sizes near and past any file.
