@@ -2,6 +2,17 @@
 
 ``read(path)`` gives an :class:`ObjectSpec` (pure data, no kernel); ``load(spec)`` creates its
 maps and loads its programs into a :class:`bpfnb.object.BpfObject`.
+
+What it reads:
+- programs by section name, in gobpf's and libbpf's conventions (:mod:`~bpfnb.elf.sections`);
+- maps in gobpf's 280-byte ``maps/NAME`` layout, the kernel samples' ``maps`` section (5 or 7
+  fields) and libbpf's BTF-defined ``.maps`` (with map-in-map);
+- global data (``.rodata*``, ``.data*``, ``.bss*``) as array maps, ``const volatile`` constants
+  set from Python;
+- subprograms and callbacks, linked into each program that uses them;
+- ``.BTF`` and ``.BTF.ext`` (:mod:`~bpfnb.elf.btf`): map key/value types, line info for
+  verifier errors, and CO-RE relocations resolved against the kernel's BTF at load
+  (:mod:`~bpfnb.elf.core`).
 """
 
 from bpfnb.elf import btf
