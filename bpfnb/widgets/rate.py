@@ -211,23 +211,33 @@ def svg_lines(data: pd.DataFrame, window: float) -> str:
         f'<line x1="{LEFT}" y1="{TOP + plot_h}" x2="{WIDTH - 8}" y2="{TOP + plot_h}" '
         f'stroke="#999"/><line x1="{LEFT}" y1="{TOP}" x2="{LEFT}" y2="{TOP + plot_h}" '
         f'stroke="#999"/>'
-        f'<text x="{LEFT - 4}" y="{TOP + 8}" text-anchor="end" font-size="10">{peak:.3g}/s</text>'
+        f'<text x="{LEFT - 4}" y="{TOP + 8}" text-anchor="end" font-size="10">'
+        f"{compact(peak)}/s</text>"
         f'<text x="{LEFT - 4}" y="{TOP + plot_h}" text-anchor="end" font-size="10">0</text>'
         f'<text x="{LEFT}" y="{HEIGHT - 4}" font-size="10">-{window:g} s</text>'
         f'<text x="{WIDTH - 8}" y="{HEIGHT - 4}" text-anchor="end" font-size="10">now</text>'
     )
     return (
-        f'<svg width="{WIDTH}" height="{HEIGHT}" viewBox="0 0 {WIDTH} {HEIGHT}">'
+        # Scales down to the space it gets (in an HBox beside another view) instead of clipping.
+        f'<svg viewBox="0 0 {WIDTH} {HEIGHT}" style="width:100%;max-width:{WIDTH}px">'
         f"<clipPath id='bpfnb-clip'><rect x='{LEFT}' y='0' width='{plot_w}' height='{HEIGHT}'/>"
         f"</clipPath>{axis}<g clip-path='url(#bpfnb-clip)'>{''.join(lines)}</g></svg>"
     )
+
+
+def compact(value: float) -> str:
+    """A short number for an axis or legend: ``950``, ``21.9k``, ``3.2M``."""
+    for scale, suffix in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if abs(value) >= scale:
+            return f"{value / scale:.3g}{suffix}"
+    return f"{value:.3g}"
 
 
 def _legend(data: pd.DataFrame) -> str:
     latest = data.iloc[-1]
     items = [
         f'<span style="color:{COLORS[n % len(COLORS)]}">&#9632;</span> '
-        f"{html.escape(str(column))}: {latest[column]:.4g}/s"
+        f"{html.escape(str(column))}: {compact(latest[column])}/s"
         for n, column in enumerate(data.columns)
     ]
     return "<div>" + " &nbsp; ".join(items) + "</div>"
