@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 __all__ = ["key_columns", "numeric_columns", "value_column"]
+
+_PER_CPU = re.compile(r"\.cpu\d+$")  # Map.to_frame()'s per-CPU columns beside each total
 
 
 def key_columns(source: Any, data: pd.DataFrame) -> list[str]:
@@ -32,16 +35,13 @@ def numeric_columns(data: pd.DataFrame, exclude: list[str]) -> list[str]:
 
 
 def value_column(data: pd.DataFrame, keys: list[str]) -> str | None:
-    """The value column to sort or plot by: a per-CPU total, else ``value``/``count``, else the
-    last numeric column that is not part of the key."""
-    numeric = numeric_columns(data, keys)
-    for preferred in ("total", "value.total", "value", "count"):
+    """The value column to sort or plot by: ``value`` (a per-CPU map's total), else ``count`` or
+    ``total``, else the first numeric field of the value (its per-CPU columns left out)."""
+    numeric = [c for c in numeric_columns(data, keys) if not _PER_CPU.search(str(c))]
+    for preferred in ("value", "count", "total"):
         if preferred in numeric:
             return preferred
-    totals = [c for c in numeric if str(c).endswith(".total") or str(c).endswith("total")]
-    if totals:
-        return totals[-1]
-    return numeric[-1] if numeric else None
+    return numeric[0] if numeric else None
 
 
 def _is_numeric(column: pd.Series) -> bool:

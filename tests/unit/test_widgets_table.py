@@ -104,3 +104,27 @@ def test_empty_map_draws_a_placeholder():
     assert view.data.empty
     assert "no rows yet" in view._body.value
     view.close()
+
+
+def test_struct_value_sorts_by_its_first_field_and_per_cpu_by_the_total():
+    frame = pd.DataFrame(
+        {
+            "key": np.array([3, 4], dtype=np.uint32),
+            "calls": np.array([1, 9], dtype=np.uint64),
+            "bytes": np.array([100, 10], dtype=np.uint64),
+        }
+    )
+    view = LiveTable(FakeMap(frame))
+    assert list(view.data["key"]) == [4, 3]
+    view.close()
+    per_cpu = pd.DataFrame(
+        {
+            "key": np.array([1, 2], dtype=np.uint32),
+            "value": np.array([11, 50], dtype=np.uint64),
+            "value.cpu0": np.array([11, 0], dtype=np.uint64),
+            "value.cpu1": np.array([0, 50], dtype=np.uint64),
+        }
+    )
+    view = LiveTable(FakeMap(per_cpu), sort_by=None)
+    assert list(view.data["key"]) == [2, 1]
+    view.close()
