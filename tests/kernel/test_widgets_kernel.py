@@ -174,3 +174,21 @@ def test_rerunning_a_cell_closes_the_views_it_made(kernel_session: Kernel) -> No
     )
     assert state.stdout.strip() == "False stopped (source closed)"
     kernel_session.run("made[1].close()\n%bpf_close probe", "cleanup")
+
+
+def test_bpf_show_displays_the_fitting_view(kernel_session: Kernel) -> None:
+    hist = kernel_session.run("%bpf_show probe.sizes --interval 0.2", "show-hist")
+    table = kernel_session.run("%bpf_show probe.by_size --interval 0.2", "show-table")
+    assert hist.outputs[0]["data"]["text/plain"] == "LiveHistogram('sizes', kind='log2')"
+    assert table.outputs[0]["data"]["text/plain"] == "LiveTable('by_size', top=20)"
+    counted = kernel_session.run(
+        "view = %bpf_show probe.sizes --kind linear --interval 0.2\n"
+        "for _ in range(3):\n"
+        "    os.read(fd, 5)\n"
+        "    await asyncio.sleep(0.1)\n"
+        "await asyncio.sleep(0.5)\n"
+        "print(view.running, list(view.data['range']), list(view.data['count']))",
+        "show-linear",
+    )
+    # Linear slots are the values themselves: bpf_log2l(5) is slot 3, counted 3 times.
+    assert counted.stdout.strip() == "True ['3'] [3]"
