@@ -89,7 +89,8 @@ class LiveView(widgets.VBox):
         self._body.add_class("bpfnb-view")
         self._toggle.observe(self._on_toggle, names="value")
         self._interval.observe(self._on_interval, names="value")
-        controls = widgets.HBox([self._toggle, self._interval, self._status])
+        extra = self._extra_controls()
+        controls = widgets.HBox([self._toggle, self._interval, *extra, self._status])
         super().__init__(children=[controls, self._body])
         self.add_class("bpfnb-live-view")
 
@@ -109,6 +110,10 @@ class LiveView(widgets.VBox):
 
     def _describe(self) -> str:
         return ""
+
+    def _extra_controls(self) -> list[widgets.Widget]:
+        """Controls of this kind of view, shown between the interval and the status line."""
+        return []
 
     def _source_status(self) -> str:
         """Extra status text (stream loss counters); empty for maps."""
@@ -191,7 +196,8 @@ class LiveView(widgets.VBox):
         self._halt("closed")
         self._closed = True
         _cells.unregister(self)
-        for child in (self._toggle, self._interval, self._status, self._body, *self.children):
+        controls = self.children[0].children if self.children else ()
+        for child in (*controls, self._body, *self.children):
             child.close()
         super().close()
         if self._close_source:
@@ -238,6 +244,9 @@ class LiveView(widgets.VBox):
     def _source_closed_callback(self) -> None:
         if not self._closed:
             self._halt("source closed")
+
+    def _redraw(self) -> None:
+        self._body.value = STYLE + self._draw(self._data)
 
     def _watch_owner(self, owner: Any) -> None:
         if owner is None:

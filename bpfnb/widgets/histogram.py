@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import ipywidgets as widgets
 import numpy as np
 import pandas as pd
 
@@ -50,6 +51,22 @@ class LiveHistogram(LiveView):
             owner=owner,
             close_source=close_source,
         )
+
+    def _extra_controls(self) -> list[widgets.Widget]:
+        self._per_interval_box = widgets.Checkbox(
+            value=self.per_interval,
+            description="per interval",
+            indent=False,
+            layout=widgets.Layout(width="110px"),
+        )
+        self._per_interval_box.observe(self._on_per_interval, names="value")
+        return [self._per_interval_box]
+
+    def _on_per_interval(self, change: dict[str, Any]) -> None:
+        # Redraw what was read last: re-reading now would shorten the current interval.
+        self.per_interval = bool(change["new"])
+        if not self.closed:
+            self._redraw()
 
     def reset(self) -> None:
         """Count from now on: the bars start again from zero at the next refresh."""

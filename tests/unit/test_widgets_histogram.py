@@ -124,3 +124,19 @@ def test_sections_are_summed_per_slot_and_rows_sorted():
     assert list(view.data["count"]) == [3, 2]
     assert list(view.data["total"]) == [5, 6]
     view.close()
+
+
+def test_per_interval_checkbox_switches_the_bars():
+    source = ArrayHistogram()
+    view = LiveHistogram(source)
+    source.slots[1] += 4
+    view.refresh()
+    source.slots[1] += 1
+    view.refresh()
+    assert drawn_bars(view) == [5]
+    view._per_interval_box.value = True  # what a click does
+    assert view.per_interval and drawn_bars(view) == [1]
+    assert "count per interval" in view._body.value
+    parts = [view._per_interval_box, view._toggle, view._status]
+    view.close()
+    assert all(part.comm is None for part in parts)
