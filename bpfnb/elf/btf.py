@@ -293,6 +293,10 @@ class Btf:
                 var = self.type(entry.type_id) if 0 < entry.type_id < len(self) else None
                 offset = offsets.get(var.name, entry.offset) if var is not None else entry.offset
                 entries.append((offset, entry.type_id, entry.size))
+                if var is not None and var.kind == "VAR" and var.linkage == 2:
+                    # An extern the loader provides (__kconfig): the kernel takes only
+                    # allocated variables.
+                    struct.pack_into(e + "I", out, self.offset_of(var.id) + 12, 1)
             for i, (offset, var_id, size) in enumerate(sorted(entries)):
                 struct.pack_into(e + "III", out, at + 12 + 12 * i, var_id, offset, size)
         return bytes(out)

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bpfnb.elf import btf as btf_module
+from bpfnb.elf.kconfig import KCONFIG, kconfig_data
 from bpfnb.elf.reader import read, version_code
 from bpfnb.elf.relocate import apply_fds
 from bpfnb.elf.spec import KERNEL_VERSION_CURRENT, MapSpec, ObjectSpec, ProgramSpec, encode_value
@@ -204,7 +205,12 @@ class _Loader:
     def _data_with_constants(self) -> dict[str, bytes]:
         spec = self.spec
         data = {name: m.data or bytes(m.value_size) for name, m in spec.data_maps.items()}
-        readonly = {n: v for n, v in spec.variables.items() if spec.maps[v.map].readonly}
+        kconfig = spec.maps.get(KCONFIG)
+        if kconfig is not None and spec.btf is not None:
+            data[KCONFIG] = kconfig_data(
+                kconfig.variables, spec.kconfig_weak, spec.btf, kconfig.value_size
+            )
+        readonly = {n: v for n, v in spec.variables.items() if n in spec.constants}
         for name, value in self.constants.items():
             var = readonly.get(name)
             if var is None:

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from bpfnb.elf import btf as btf_module
+from bpfnb.elf import kconfig as kconfig_module
 from bpfnb.elf.btf import Btf, BtfExt, CoreRelocation, FuncInfo, LineInfo
 from bpfnb.elf.relocate import Function, Link, Symbol, link
 from bpfnb.elf.sections import UNKNOWN_SECTION, lookup
@@ -36,6 +37,7 @@ EM_BPF = 247
 SHF_EXECINSTR = 0x4
 SHF_COMPRESSED = 0x800
 STT_OBJECT, STT_FUNC, STT_SECTION = 1, 2, 3
+STB_WEAK = 2
 SHN_UNDEF, SHN_LORESERVE = 0, 0xFF00
 
 R_BPF_64_64, R_BPF_64_ABS64, R_BPF_64_ABS32, R_BPF_64_NODYLD32, R_BPF_64_32 = 1, 2, 3, 4, 10
@@ -106,6 +108,7 @@ class _Reader:
         self.maps: dict[str, MapSpec] = {}
         self.map_at: dict[tuple[int, int], str] = {}  # (section, offset) → map name
         self.variables: dict[str, Variable] = {}
+        self.kconfig: dict[str, tuple[int, int, int]] = {}  # extern → (offset, size, type id)
 
     # -- ELF structure ---------------------------------------------------------------------------
 
@@ -120,6 +123,7 @@ class _Reader:
         self._legacy_maps()
         self._btf_maps()
         self._data_maps()
+        self._kconfig_map()
         programs = self._programs(license_, version)
         for section in self.sections:
             self.roles.setdefault(section.index, self._default_role(section))
@@ -137,13 +141,53 @@ class _Reader:
             variables=self.variables,
             sections=infos,
             byteorder=sys.byteorder,
-            section_sizes={s.name: s.size for s in self.sections if not s.executable},
+            section_sizes=self._section_sizes(),
             symbol_offsets={
-                sym.name: sym.value
+                **{
+                    sym.name: sym.value
+                    for sym in self.symbols
+                    if sym.type == STT_OBJECT and 0 < sym.section < len(self.sections)
+                },
+                **{name: offset for name, (offset, _, _) in self.kconfig.items()},
+            },
+            kconfig_weak={
+                sym.name: sym.bind == STB_WEAK
                 for sym in self.symbols
-                if sym.type == STT_OBJECT and 0 < sym.section < len(self.sections)
+                if sym.section == SHN_UNDEF and sym.name in self.kconfig
             },
         )
+
+    def _section_sizes(self) -> dict[str, int]:
+        sizes = {s.name: s.size for s in self.sections if not s.executable}
+        if kconfig_module.KCONFIG in self.maps:
+            sizes[kconfig_module.KCONFIG] = self.maps[kconfig_module.KCONFIG].value_size
+        return sizes
+
+    def _kconfig_map(self) -> None:
+        # __kconfig externs live in a read-only map that the loader fills from the kernel.
+        if not self.kconfig:
+            return
+        end = max(offset + size for offset, size, _ in self.kconfig.values())
+        spec = MapSpec(
+            kconfig_module.KCONFIG, MapType.ARRAY, 4, max(end, 1), 1,
+            section=kconfig_module.KCONFIG, layout="data", readonly=True, btf=self.btf,
+        )  # fmt: skip
+        self._add_map(spec, -1, 0)
+        for name, (offset, size, type_id) in self.kconfig.items():
+            assert self.btf is not None
+            t = self.btf.skip_modifiers(type_id)
+            integer = t.kind in ("INT", "ENUM", "ENUM64")
+            if not (integer and size in (1, 2, 4, 8)) and t.kind != "ARRAY":
+                raise ElfError(
+                    f"__kconfig extern {name!r} must be an integer, bool, char, enum or char "
+                    f"array, not {self.btf.type_name(type_id)}",
+                    ".BTF",
+                    self.btf.offset_of(type_id),
+                )
+            signed = t.kind == "INT" and t.signed
+            var = Variable(name, kconfig_module.KCONFIG, offset, size, type_id, signed, integer)
+            self.variables[name] = var
+            spec.variables.append(var)
 
     def _elf_header(self) -> None:
         data = self.data
@@ -274,6 +318,8 @@ class _Reader:
             if section.name == ".BTF":
                 self.btf = btf_module.parse(section.contents(), ".BTF")
                 self.roles[section.index] = "BTF"
+        if self.btf is not None:
+            self.kconfig = {n: (o, size, t) for n, o, size, t in kconfig_module.layout(self.btf)}
         for section in self.sections:
             if section.name == ".BTF.ext":
                 self.roles[section.index] = "BTF.ext"
@@ -338,6 +384,9 @@ class _Reader:
     def _resolve(self, symbol: Symbol, user: str, at: int) -> Link:
         # What a relocation's symbol is: a map, global data, code, or something unsupported.
         if symbol.section == SHN_UNDEF:
+            if symbol.name in self.kconfig:
+                offset = self.kconfig[symbol.name][0]
+                return Link(symbol, "data", kconfig_module.KCONFIG, 0, offset)
             return Link(symbol, "extern", symbol.name)
         if symbol.section >= SHN_LORESERVE:
             raise ElfError(f"symbol {symbol.name!r} is not in a section", user, at)
@@ -647,7 +696,11 @@ class _Reader:
                             link_.offset,
                         )
                     links[offset] = Link(link_.symbol, "map", name, link_.section, link_.offset)
-                elif link_.kind == "data" and self.sections[link_.section].size == 0:
+                elif (
+                    link_.kind == "data"
+                    and link_.target != kconfig_module.KCONFIG
+                    and self.sections[link_.section].size == 0
+                ):
                     raise ElfError(
                         f"reference to {link_.symbol.name!r} in an empty section", link_.target, 0
                     )

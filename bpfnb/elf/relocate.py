@@ -136,7 +136,8 @@ def link(
                         struct.pack_into(endian + "i", out, at + 4, new - pc - 1)
                     else:
                         raise ElfError(
-                            f"64-bit load of {reloc.symbol.name!r} ({reloc.kind}) is not supported",
+                            f"64-bit load of extern {reloc.symbol.name!r}: only __kconfig externs "
+                            "are supported, and they need the object's BTF (compile with clang -g)",
                             *where,
                         )
                 k += 2

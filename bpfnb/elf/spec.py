@@ -202,7 +202,7 @@ class Constants(MutableMapping[str, object]):
         return {
             name: var
             for name, var in self._spec.variables.items()
-            if self._spec.maps[var.map].readonly
+            if var.map.startswith(".rodata") and self._spec.maps[var.map].readonly
         }
 
     def _variable(self, name: str) -> Variable:
@@ -279,6 +279,8 @@ class ObjectSpec:
     # For the kernel's copy of the BTF: data section sizes, and global symbols' offsets.
     section_sizes: dict[str, int] = field(default_factory=dict, repr=False)
     symbol_offsets: dict[str, int] = field(default_factory=dict, repr=False)
+    # ``__kconfig`` externs, and whether each is ``__weak`` (zero when the kernel lacks it).
+    kconfig_weak: dict[str, bool] = field(default_factory=dict, repr=False)
 
     @property
     def constants(self) -> Constants:

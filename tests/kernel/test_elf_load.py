@@ -305,3 +305,21 @@ def test_core_relocations_read_the_kernels_task_struct(clang_build):
 def test_callback_runs_through_bpf_loop(clang_build):
     with load(clang_build("elf_callback")) as obj:
         assert prog_test_run(obj.programs["sum_to_ten"].fd, PACKET).retval == sum(range(10))
+
+
+def test_kconfig_externs_hold_the_running_kernels_values(clang_build):
+    from bpfnb.elf.kconfig import kernel_config
+    from bpfnb.elf.reader import version_code
+
+    config = kernel_config()
+    with load(clang_build("elf_kconfig")) as obj:
+        prog_test_run(obj.programs["read_config"].fd, PACKET)
+        seen = obj.maps[".bss"].to_frame()["seen"][0].tolist()
+    expected_jit = ord(config.get("CONFIG_BPF_JIT", "n"))
+    assert seen == [
+        version_code(os.uname().release),
+        int(config["CONFIG_HZ"]),
+        int(config["CONFIG_BPF_SYSCALL"] == "y"),
+        expected_jit,
+        0,  # CONFIG_BPFNB_NO_SUCH_OPTION is __weak and absent
+    ]

@@ -8,6 +8,7 @@ same strategy.
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import struct
 import time
@@ -19,7 +20,8 @@ import pytest
 
 from bpfnb.elf import read
 from bpfnb.elf.core import apply_core_relocations
-from bpfnb.errors import ElfError
+from bpfnb.elf.kconfig import kconfig_data
+from bpfnb.errors import ElfError, KernelFeatureError
 
 hypothesis = pytest.importorskip("hypothesis")
 st = hypothesis.strategies
@@ -33,6 +35,7 @@ FIXTURES = [
     ("elf_bitfields", ()),
     ("elf_core", ()),
     ("elf_callback", ()),
+    ("elf_kconfig", ()),
 ]
 
 # Values that break parsers: zero, sign edges, sizes near and past any file.
@@ -135,6 +138,12 @@ def exercise(data: bytes) -> str:
                     prog.instructions, prog.core_relocations, spec.btf, spec.btf, prog.name
                 )
         dict(spec.constants)
+        kconfig = spec.maps.get(".kconfig")
+        if kconfig is not None and spec.btf is not None:
+            config = {var.name: "1" for var in kconfig.variables}
+            # A value that does not fit a (corrupted) type is reported as KernelFeatureError.
+            with contextlib.suppress(KernelFeatureError):
+                kconfig_data(kconfig.variables, {}, spec.btf, kconfig.value_size, config, "6.1")
         for info in spec.sections:
             _ = info.role
     except ElfError as err:

@@ -248,10 +248,11 @@ ALL_FIXTURES = sorted(
     + [(name, NO_DEBUG) for name in ALL_FIXTURES if name not in CORE_NEEDS_DEBUG_INFO],
 )
 def test_every_fixture_reads(clang_build, name, debug):
-    """Every ELF fixture reads without the kernel; without -g, BTF-defined maps say why not."""
+    """Every ELF fixture reads without the kernel; without -g, what needs BTF says why not."""
     path = clang_build(name, debug)
-    uses_btf_maps = b'SEC(".maps")' in (FIXTURES / f"{name}.c").read_bytes()
-    if debug == NO_DEBUG and uses_btf_maps:
+    source = (FIXTURES / f"{name}.c").read_bytes()
+    needs_btf = b'SEC(".maps")' in source or b"__kconfig;" in source
+    if debug == NO_DEBUG and needs_btf:
         with pytest.raises(ElfError, match="clang -g"):
             read(path)
         return
