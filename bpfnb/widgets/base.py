@@ -94,9 +94,13 @@ class LiveView(widgets.VBox):
         super().__init__(children=[controls, self._body])
         self.add_class("bpfnb-live-view")
 
+        try:
+            self.refresh()
+        except BaseException:
+            self.close()  # a source the view cannot read: leave no widgets behind
+            raise
         self._watch_owner(owner)
         _cells.register(self)
-        self.refresh()
         if autostart and _running_loop() is not None:
             self.start()
 
@@ -197,8 +201,13 @@ class LiveView(widgets.VBox):
         self._closed = True
         _cells.unregister(self)
         controls = self.children[0].children if self.children else ()
-        for child in (*controls, self._body, *self.children):
-            child.close()
+        for child in (*controls, self._body, *self.children, self):
+            # A control's layout and style are widgets of their own: close those too.
+            for part in (getattr(child, "layout", None), getattr(child, "style", None)):
+                if isinstance(part, widgets.Widget):
+                    part.close()
+            if child is not self:
+                child.close()
         super().close()
         if self._close_source:
             self.source.close()

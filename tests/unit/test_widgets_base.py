@@ -219,3 +219,24 @@ def test_a_vanished_fd_reads_as_a_closed_source():
         view.close()
 
     asyncio.run(scenario())
+
+
+def test_a_source_it_cannot_read_leaves_no_widgets():
+    from ipywidgets.widgets.widget import _instances
+
+    source = FakeMap({1: 1})
+    source.fail = True
+    before = set(_instances)
+    with pytest.raises(OSError):
+        LiveTable(source)
+    assert set(_instances) == before
+
+
+def test_close_leaves_no_widget_models_open():
+    from ipywidgets.widgets.widget import _instances
+
+    before = set(_instances)
+    view = LiveTable(FakeMap({1: 1}))
+    assert set(_instances) - before
+    view.close()
+    assert set(_instances) == before
