@@ -40,6 +40,11 @@ STYLE = """<style>
 class LiveView(widgets.VBox):
     """Base class of the live views: start/stop, interval, status line and ``refresh()``.
 
+    Every view takes: ``interval`` (seconds between refreshes), ``autostart`` (start refreshing
+    at once when an event loop runs, as in a kernel), ``owner`` (the BpfObject whose close stops
+    the view; found by itself for ``%%bpf`` objects) and ``close_source`` (close the map or
+    stream with the view). The view reads its source once when made.
+
     Subclasses implement ``_compute()`` (read the source, return the DataFrame to show) and
     ``_draw(data)`` (return the body's HTML). ``refresh()`` does both once.
     """
