@@ -21,12 +21,14 @@ from typing import Any
 
 from bpfnb.bcc.capture import captured_output
 from bpfnb.bcc.diagnostics import CELL_FILE, parse_diagnostics
+from bpfnb.bcc.llvm_guard import LlvmFatalError, run_guarded
 from bpfnb.bcc.loader import import_bcc
 from bpfnb.bcc.preamble import PREAMBLE, PREAMBLE_MAPS
 from bpfnb.errors import (
     AttachError,
     BpfError,
     CompileError,
+    Diagnostic,
     KernelFeatureError,
     PrivilegeError,
     VerifierError,
@@ -374,11 +376,16 @@ def compile(
     flags = _cflags(defines, cflags)
     with captured_output() as output:
         try:
-            bpf.__init__(text=_source_with_preamble(text), cflags=flags)
+            run_guarded(lambda: bpf.__init__(text=_source_with_preamble(text), cflags=flags))
         except Exception as err:
             failure: Exception | None = err
         else:
             failure = None
+    if isinstance(failure, LlvmFatalError):
+        # The parked compile thread still uses this object: leave it, but drop bcc's hold.
+        atexit.unregister(bpf.cleanup)
+        diagnostic = Diagnostic(0, 0, "fatal error", f"LLVM gave up: {failure}")
+        raise CompileError([diagnostic], output.text()) from None
     if failure is not None:
         atexit.unregister(bpf.cleanup)
         with contextlib.suppress(Exception):

@@ -362,3 +362,24 @@ def test_per_cpu_map_with_4_byte_values_loads(shell) -> None:
     assert int(frame.loc[frame["key"] == 1, "a"].iloc[0]) == 7 * len(
         frame.filter(like="a.cpu").columns
     )
+
+
+def test_llvm_fatal_error_is_a_compile_error_not_an_exit(shell) -> None:
+    # clang 14's BPF backend calls report_fatal_error (and so exit) on this; the kernel
+    # process must survive it, twice, and keep compiling.
+    body = """
+BPF_ARRAY(counts, u32, 1);
+int f(void *ctx) {
+    int zero = 0;
+    u32 *count = counts.lookup(&zero);
+    if (!count)
+        return 0;
+    return __sync_fetch_and_add(count, 1);
+}
+"""
+    for _ in range(2):
+        with pytest.raises(CompileError, match="LLVM"):
+            shell.run_cell_magic("bpf", "fatal", body)
+    obj = shell.run_cell_magic("bpf", "after -D PID={os.getpid()}", GETPPID_COUNTER)
+    os.getppid()
+    assert _count(obj) == 1
