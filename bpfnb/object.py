@@ -163,6 +163,12 @@ class BpfObject:
         for prog in self.programs.values():
             for link in reversed(prog.links):
                 _collect(link.close, errors)
+        # Mark every Map closed before its owner frees the fd, so that nothing (a live view, a
+        # stream) reads a reused fd number afterwards.
+        for map_ in self.maps.values():
+            close_map = getattr(map_, "close", None)
+            if close_map is not None:
+                _collect(close_map, errors)
         for closer in reversed(self._closers):
             _collect(closer, errors)
         self._on_close.clear()

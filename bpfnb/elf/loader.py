@@ -173,7 +173,6 @@ class _Loader:
         closers: list[Callable[[], None]] = []
         if self.btf_fd is not None:
             closers.append(self.btf_fd.close)
-        closers += [m.close for m in maps.values()]
         closers += [p.owner.close for p in programs.values()]
         from bpfnb.link.attach import ElfObject
 

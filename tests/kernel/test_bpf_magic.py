@@ -383,3 +383,10 @@ int f(void *ctx) {
     obj = shell.run_cell_magic("bpf", "after -D PID={os.getpid()}", GETPPID_COUNTER)
     os.getppid()
     assert _count(obj) == 1
+
+
+def test_closing_an_object_closes_its_maps(shell) -> None:
+    obj = shell.run_cell_magic("bpf", "owned -D PID={os.getpid()}", GETPPID_COUNTER)
+    calls = obj.maps["calls"]
+    shell.run_line_magic("bpf_close", "owned")
+    assert calls.closed
