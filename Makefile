@@ -16,11 +16,11 @@ $(PY):
 
 $(VENV)/.installed-test: pyproject.toml | $(PY)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[test]'
+	$(PY) -m pip install -q -e '.[test,browser]'
 	@touch $@
 
 $(VENV)/.installed-lab: pyproject.toml | $(PY)
-	$(PY) -m pip install -q -e '.[test,lab]'
+	$(PY) -m pip install -q -e '.[test,browser,lab]'
 	@touch $@
 
 # doctor --fix mounts tracefs/bpffs and links kernel headers when the kernel has none.
