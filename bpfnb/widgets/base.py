@@ -117,8 +117,9 @@ class LiveView(widgets.VBox):
     def _draw(self, data: pd.DataFrame) -> str:
         raise NotImplementedError
 
-    def _describe(self) -> str:
-        return ""
+    def _options(self) -> list[str]:
+        """This view's settings as ``name=value`` texts, for the repr."""
+        return []
 
     def _extra_controls(self) -> list[widgets.Widget]:
         """Controls of this kind of view, shown between the interval and the status line."""
@@ -219,8 +220,9 @@ class LiveView(widgets.VBox):
 
     def __repr__(self) -> str:
         # Stable text (no times or counts): it is what nbval compares for a displayed view.
-        detail = self._describe()
-        return f"{type(self).__name__}({detail})" if detail else f"{type(self).__name__}()"
+        name = getattr(self.source, "name", "")
+        parts = ([repr(name)] if name else []) + self._options()
+        return f"{type(self).__name__}({', '.join(parts)})"
 
     # -- internals -------------------------------------------------------------------------------
 

@@ -44,13 +44,12 @@ class EventLog(LiveView):
             close_source=close_source,
         )
 
-    def _describe(self) -> str:
-        name = getattr(self.source, "name", "")
-        parts = [repr(name)] if name else []
+    def _options(self) -> list[str]:
+        parts = []
         if self.columns is not None:
             parts.append(f"columns={self.columns!r}")
         parts.append(f"last={self.last}")
-        return ", ".join(parts)
+        return parts
 
     def _source_status(self) -> str:
         stats = self.source.stats

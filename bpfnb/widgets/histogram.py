@@ -73,13 +73,12 @@ class LiveHistogram(LiveView):
         self._baseline = None
         self._previous = None
 
-    def _describe(self) -> str:
-        name = getattr(self.source, "name", "")
-        parts = [repr(name)] if name else []
+    def _options(self) -> list[str]:
+        parts = []
         parts.append(f"kind={self.kind!r}")
         if self.per_interval:
             parts.append("per_interval=True")
-        return ", ".join(parts)
+        return parts
 
     def _compute(self) -> pd.DataFrame:
         slots = Slots.of(self.source.to_histogram(kind=self.kind), self.kind)

@@ -78,13 +78,12 @@ class LiveRate(LiveView):
             close_source=close_source,
         )
 
-    def _describe(self) -> str:
-        name = getattr(self.source, "name", "")
-        parts = [repr(name)] if name else []
+    def _options(self) -> list[str]:
+        parts = []
         if self.key is not None:
             parts.append(f"key={self.key!r}")
         parts.append(f"window={self.window:g}")
-        return ", ".join(parts)
+        return parts
 
     def _compute(self) -> pd.DataFrame:
         # Plain dicts of the changed keys only: with a thousand keys, pandas per refresh costs

@@ -52,15 +52,14 @@ class LiveTable(LiveView):
             close_source=close_source,
         )
 
-    def _describe(self) -> str:
-        name = getattr(self.source, "name", "")
-        parts = [repr(name)] if name else []
+    def _options(self) -> list[str]:
+        parts = []
         if self.sort_by:
             parts.append(f"sort_by={self.sort_by!r}")
         parts.append(f"top={self.top}")
         if self.deltas:
             parts.append("deltas=True")
-        return ", ".join(parts)
+        return parts
 
     def _compute(self) -> pd.DataFrame:
         frame = self.source.to_frame()
