@@ -137,7 +137,7 @@ class Codec:
         if isinstance(value, (np.ndarray, np.void)) and value.dtype.names:
             return self._from_bytes(np.asarray(value).tobytes())
         if isinstance(value, np.ndarray) and value.dtype == self.dtype and value.size == 1:
-            return value.reshape(1).copy()
+            return self._from_bytes(value.tobytes())
         if isinstance(value, (bytes, bytearray, memoryview)) and self.dtype.kind != "S":
             return self._from_bytes(bytes(value))
         return None
@@ -148,7 +148,9 @@ class Codec:
                 f"{self.what}: got {len(data)} bytes, the map's {self.what} type is "
                 f"{self.layout.type_name} ({self.dtype.itemsize} bytes)"
             )
-        return np.frombuffer(data, dtype=self.dtype).copy()
+        # Not frombuffer(...).copy(): numpy copies a structured array field by field and leaves
+        # the padding uninitialised, and the kernel hashes a key's padding bytes too.
+        return np.frombuffer(bytearray(data), dtype=self.dtype)
 
     def _assign(self, view: np.ndarray, node: _Node, value: Any) -> None:
         names = node.names

@@ -168,3 +168,14 @@ def test_anonymous_members_read_as_the_parents_fields() -> None:
         1,
     )
     assert codec.pack(value).tobytes() == packed.tobytes()
+
+
+def test_packed_struct_keeps_padding_bytes_exactly() -> None:
+    # The kernel compares every byte of a key, padding included: garbage there misses lookups.
+    codec = Codec(layout_of(Key))
+    raw = Key(7, b"bash", Addr(80, 443), (ct.c_uint32 * 3)(1, 2, 3))
+    for _ in range(200):  # numpy's copy of a structured array left padding uninitialised
+        garbage = np.full(1000, 0xFF, np.uint8)  # make recycled memory non-zero
+        del garbage
+        assert codec.pack(raw).tobytes() == bytes(raw)
+        assert codec.pack(np.frombuffer(bytes(raw), codec.dtype)).tobytes() == bytes(raw)
