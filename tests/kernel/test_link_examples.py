@@ -3,13 +3,16 @@ cleanly."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pty
 import select
 import shutil
 import subprocess
 import sys
+import threading
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -37,9 +40,28 @@ def clang() -> None:
     need(shutil.which("clang") is not None, "clang is not installed")
 
 
+@contextlib.contextmanager
+def repeating(action: Callable[[], object], every: float = 0.05) -> Iterator[None]:
+    """Run ``action`` every ``every`` seconds on a thread for the block: the test's workload."""
+    stop = threading.Event()
+
+    def loop() -> None:
+        while not stop.wait(every):
+            action()
+
+    worker = threading.Thread(target=loop)
+    worker.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        worker.join()
+
+
 def test_elf_tracepoint_counter(clang: None) -> None:
-    out = run("elf/tracepoint_counter.py")
-    assert "name  value" in out  # at least one table of openat() counts (this run opens files)
+    with repeating(lambda: Path("/proc/self/stat").read_bytes()):  # an openat() each time
+        out = run("elf/tracepoint_counter.py")
+    assert "name  value" in out  # at least one table of openat() counts
 
 
 def test_elf_socket_filter(clang: None) -> None:
@@ -63,7 +85,9 @@ def test_bcc_perf(bcc_ok: None) -> None:
 
 
 def test_bcc_strlen_count(bcc_ok: None) -> None:
-    out = run("bcc/strlen_count.py", duration=3)
+    echo = ["/bin/echo", "bpfnb"]  # echo's fputs calls libc's strlen
+    with repeating(lambda: subprocess.run(echo, capture_output=True), every=0.2):
+        out = run("bcc/strlen_count.py", duration=3)
     assert "text  value" in out
 
 
