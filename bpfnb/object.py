@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import contextlib
 import html
 import weakref
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
+
+from bpfnb.closing import Closing
 
 __all__ = ["BpfObject", "Link", "Program"]
 
@@ -80,7 +81,7 @@ class Program:
         return int(bpf.prog_info(self.fd).id)
 
 
-class BpfObject:
+class BpfObject(Closing):
     """Programs, maps and links loaded together. ``close()`` detaches and frees everything.
 
     Closing is idempotent; the object is also a context manager. Anything that must stop when
@@ -175,16 +176,6 @@ class BpfObject:
         self._closers.clear()
         if errors:
             raise errors[0]
-
-    def __enter__(self) -> BpfObject:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def __del__(self) -> None:
-        with contextlib.suppress(Exception):
-            self.close()
 
     # -- display ---------------------------------------------------------------------------------
 

@@ -7,12 +7,13 @@ import select
 import time
 from collections.abc import Callable
 
+from bpfnb.closing import Closing
 from bpfnb.sys import tracefs
 
 __all__ = ["TracePipe"]
 
 
-class TracePipe:
+class TracePipe(Closing):
     """The tracefs ``trace_pipe``, opened non-blocking. Reading consumes what it returns."""
 
     def __init__(self) -> None:
@@ -54,9 +55,3 @@ class TracePipe:
         if self._fd >= 0:
             os.close(self._fd)
             self._fd = -1
-
-    def __enter__(self) -> TracePipe:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()

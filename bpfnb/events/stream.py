@@ -19,6 +19,7 @@ from typing import Protocol
 import numpy as np
 import pandas as pd
 
+from bpfnb.closing import Closing
 from bpfnb.events.poller import Poller, start_background
 from bpfnb.events.records import Batch
 from bpfnb.frames import Layout, columns
@@ -73,7 +74,7 @@ class StreamStats:
         )
 
 
-class EventStream:
+class EventStream(Closing):
     """Events of one perf or ring buffer map, decoded into a bounded table.
 
     ``poll()`` reads what is there, ``to_frame()``/``tail()`` show it, ``collect()`` polls for
@@ -284,16 +285,6 @@ class EventStream:
         reader, self._reader = self._reader, None
         self._poller.close()
         reader.close()
-
-    def __enter__(self) -> EventStream:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def __del__(self) -> None:
-        with contextlib.suppress(Exception):
-            self.close()
 
     # -- display ---------------------------------------------------------------------------------
 

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import os
 from collections.abc import Callable, Iterable
 
+from bpfnb.closing import Closing
 from bpfnb.errors import AttachError
 from bpfnb.sys.fd import FD
 
@@ -17,7 +17,7 @@ ENOTSUPP = 524
 NOT_SUPPORTED = (errno.EINVAL, errno.EOPNOTSUPP, ENOTSUPP)
 
 
-class FdLink:
+class FdLink(Closing):
     """An attachment that lasts as long as its fds (perf events, BPF links, sockets).
 
     ``close()`` runs the detach steps in order and is idempotent; the first failure is re-raised
@@ -67,17 +67,6 @@ class FdLink:
         self._steps.clear()
         if errors:
             raise errors[0]
-
-    def __enter__(self) -> FdLink:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def __del__(self) -> None:
-        # A link nobody holds any more must not stay attached.
-        with contextlib.suppress(Exception):
-            self.close()
 
     def __repr__(self) -> str:
         state = "closed" if self._closed else "attached"

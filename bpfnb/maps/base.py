@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from bpfnb.closing import Closing
 from bpfnb.errors import MapError
 from bpfnb.frames import Layout, columns
 from bpfnb.maps.convert import Codec
@@ -29,7 +30,7 @@ def _type_name(map_type: int) -> str:
         return f"type{map_type}"
 
 
-class Map(MutableMapping[Any, Any]):
+class Map(Closing, MutableMapping[Any, Any]):
     """A BPF map: ``m[key]``, ``m[key] = value``, ``del m[key]``, ``in``, iteration, ``len``.
 
     Keys and values are given and returned as described in :mod:`bpfnb.maps.convert`; a missing
@@ -102,12 +103,6 @@ class Map(MutableMapping[Any, Any]):
     # A Map is a live kernel object: equal only to itself (Mapping would compare contents).
     __eq__ = object.__eq__
     __hash__ = object.__hash__
-
-    def __enter__(self) -> Map:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
     def __repr__(self) -> str:
         state = ", closed" if self._closed else ""
