@@ -31,6 +31,19 @@ def _defines(pairs: list[str]) -> dict[str, str]:
     return defines
 
 
+CONSTANT_OPTION = argument(
+    "--constant",
+    dest="constants",
+    action="append",
+    default=[],
+    metavar="NAME=VALUE",
+    help="set a const volatile global of an ELF object before load (repeatable)",
+)
+NO_ATTACH_OPTION = argument(
+    "--no-attach", action="store_true", help="load the programs without attaching"
+)
+
+
 @magics_class
 class BpfMagics(Magics):
     """The bpfnb magics; registered by ``%load_ext bpfnb``."""
@@ -51,7 +64,7 @@ class BpfMagics(Magics):
         help="define a C macro (repeatable); {expr} on the magic line is expanded by IPython",
     )
     @argument("--cflags", default="", help='extra compiler flags, e.g. --cflags "-Wall"')
-    @argument("--no-attach", action="store_true", help="load the programs without attaching")
+    @NO_ATTACH_OPTION
     @argument(
         "--duration",
         type=float,
@@ -65,14 +78,7 @@ class BpfMagics(Magics):
         help="compile with clang -target bpf into an ELF object and load it with bpfnb's loader",
     )
     @argument("--clang-flags", default="", help="extra clang flags for --elf cells")
-    @argument(
-        "--constant",
-        dest="constants",
-        action="append",
-        default=[],
-        metavar="NAME=VALUE",
-        help="set a const volatile global of an --elf cell before load (repeatable)",
-    )
+    @CONSTANT_OPTION
     @argument("--help", action="store_true", help="show this help")
     def bpf(self, line: str, cell: str | None = None) -> BpfObject | None:
         """Compile the cell's BPF C with libbcc, load it and attach it by bcc's conventions.
@@ -129,15 +135,8 @@ class BpfMagics(Magics):
     @magic_arguments()
     @argument("name", help="the Python name the BpfObject is bound to")
     @argument("path", help="a clang-built BPF object file")
-    @argument(
-        "--constant",
-        dest="constants",
-        action="append",
-        default=[],
-        metavar="NAME=VALUE",
-        help="set a const volatile global before load (repeatable)",
-    )
-    @argument("--no-attach", action="store_true", help="load the programs without attaching")
+    @CONSTANT_OPTION
+    @NO_ATTACH_OPTION
     def bpf_elf(self, line: str) -> BpfObject:
         """Load an existing BPF ELF object, attach it by section name, and bind it to NAME."""
         from bpfnb.link.elfcell import load_elf_cell, parse_constants
