@@ -49,7 +49,7 @@ TYPE_NAMES = {
     26: "tracing",
     29: "lsm",
 }
-_SOCKET_FILTER, _KPROBE, _TRACEPOINT, _XDP, _PERF_EVENT, _RAW_TRACEPOINT = 1, 2, 5, 6, 7, 17
+_SOCKET_FILTER, _KPROBE, _TRACEPOINT, _PERF_EVENT, _RAW_TRACEPOINT = 1, 2, 5, 7, 17
 
 _ERRNO_BY_TEXT = {os.strerror(code): code for code in errno.errorcode}
 
@@ -76,13 +76,10 @@ class BccObject(BpfObject):
     @property
     def function_names(self) -> list[str]:
         """Every function the module compiled, loaded or not."""
-        lib, module = self.bcc_module()
+        lib, module = import_bcc().lib, self.bcc.module
         return [
             lib.bpf_function_name(module, i).decode() for i in range(lib.bpf_num_functions(module))
         ]
-
-    def bcc_module(self) -> tuple[Any, Any]:
-        return import_bcc().lib, self.bcc.module
 
     def table_names(self) -> list[str]:
         """Every map the module declares."""
@@ -292,9 +289,6 @@ class BccObject(BpfObject):
             # bcc registers these with atexit; unregistering lets the object be collected.
             atexit.unregister(bpf.cleanup)
             atexit.unregister(bpf.donothing)
-
-    def __repr__(self) -> str:
-        return super().__repr__()
 
 
 _TABLE_LIB: Any = None
