@@ -210,7 +210,7 @@ class BccObject(BpfObject):
         """Attach socket filter ``program`` to a raw socket on ``interface`` (e.g. ``"lo"``)."""
         self.load(program, _SOCKET_FILTER)
         function = self.bcc.funcs[_bytes(program)]
-        self._attach(lambda: self.bcc.attach_raw_socket(function, interface))
+        self._attach(lambda: self.bcc.attach_raw_socket(function, _bytes(interface)))
         socket_fd = function.sock
         return self._record(program, "socket", interface, lambda: os.close(socket_fd))
 
@@ -368,9 +368,10 @@ def compile(
     cls = _NoAutoloadFactory.cls()
     bpf = cls.__new__(cls)
     flags = _cflags(defines, cflags)
+    source = _source_with_preamble(text).encode()  # bcc wants bytes (it warns on str)
     with captured_output() as output:
         try:
-            run_guarded(lambda: bpf.__init__(text=_source_with_preamble(text), cflags=flags))
+            run_guarded(lambda: bpf.__init__(text=source, cflags=flags))
         except Exception as err:
             failure: Exception | None = err
         else:

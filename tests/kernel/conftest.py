@@ -31,7 +31,7 @@ def _bcc_works() -> str:
         mounts.ensure_tracefs()
         headers.link_nearest()
         bcc = import_bcc()
-        prog = bcc.BPF(text="int f(void *ctx) { return 0; }")
+        prog = bcc.BPF(text=b"int f(void *ctx) { return 0; }")
         prog.cleanup()
     except Exception as err:  # noqa: BLE001
         return f"bcc cannot compile here: {err}"

@@ -39,7 +39,7 @@ def shell(bcc_ok: None):
 
 def _count(obj) -> int:
     # Read through bcc's own table, so these tests do not depend on the Map layer.
-    return int(obj.bcc["calls"][0].value)
+    return int(obj.bcc[b"calls"][0].value)
 
 
 def test_exact_getppid_count_filtered_by_define(shell) -> None:
