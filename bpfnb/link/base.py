@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterable
 
 from bpfnb.closing import Closing
 from bpfnb.errors import AttachError
+from bpfnb.sys import cpus
 from bpfnb.sys.fd import FD
 
 __all__ = ["FdLink", "attach_error", "online_cpus"]
@@ -81,15 +82,6 @@ def attach_error(what: str, err: OSError) -> AttachError:
 def online_cpus() -> list[int]:
     """The ids of the online CPUs (``/sys/devices/system/cpu/online``, e.g. ``0-3,6``)."""
     try:
-        with open("/sys/devices/system/cpu/online") as f:
-            text = f.read().strip()
+        return list(cpus.online_cpus())
     except OSError:
         return list(range(os.cpu_count() or 1))
-    cpus: list[int] = []
-    for part in text.split(","):
-        if "-" in part:
-            lo, hi = part.split("-")
-            cpus.extend(range(int(lo), int(hi) + 1))
-        elif part:
-            cpus.append(int(part))
-    return cpus

@@ -6,7 +6,6 @@ uses it); ``from_bcc_table`` wraps a bcc table. Both pick the subclass for the m
 
 from bpfnb.errors import MapError
 from bpfnb.maps.base import Map
-from bpfnb.maps.cpus import possible_cpus
 from bpfnb.maps.factory import MAP_CLASSES, from_bcc, from_bcc_table, open_map
 from bpfnb.maps.snapshot import Snapshot
 from bpfnb.maps.stacks import StackTraceMap
@@ -20,6 +19,7 @@ from bpfnb.maps.types import (
     PerCpuArrayMap,
     PerCpuHashMap,
 )
+from bpfnb.sys.cpus import possible_cpus
 
 __all__ = [
     "MAP_CLASSES",

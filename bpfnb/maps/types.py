@@ -9,8 +9,8 @@ import numpy as np
 from bpfnb.errors import MapError
 from bpfnb.frames import percpu_columns
 from bpfnb.maps.base import Map
-from bpfnb.maps.cpus import possible_cpus
 from bpfnb.maps.snapshot import Snapshot
+from bpfnb.sys.cpus import possible_cpus
 
 __all__ = [
     "ArrayMap",

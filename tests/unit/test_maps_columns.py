@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 
 from bpfnb.frames import columns, layout_of, percpu_columns
-from bpfnb.maps.cpus import parse_cpu_list
 from bpfnb.maps.histogram import bounds, format_histogram
+from bpfnb.sys.cpus import parse_cpu_list
 
 
 class Val(ct.Structure):
