@@ -13,6 +13,7 @@ import struct
 from collections.abc import Callable
 
 from bpfnb.doctor.report import MISSING, OK, UNAVAILABLE, Check
+from bpfnb.link.probes import pmu_type
 from bpfnb.sys import bpf, features, perf, tracefs
 from bpfnb.sys.constants import AttachType, MapType, ProgType
 from bpfnb.sys.fd import FD
@@ -22,7 +23,6 @@ __all__ = ["attach_checks", "map_checks", "program_type_checks"]
 # r0 = 0; exit
 RETURN_ZERO = struct.pack("<BBhi", 0xB7, 0, 0, 0) + struct.pack("<BBhi", 0x95, 0, 0, 0)
 FENTRY_TARGET = "do_sys_openat2"
-PMU_DIR = "/sys/bus/event_source/devices"
 SO_ATTACH_BPF = 50
 
 PROGRAM_TYPES: list[tuple[str, ProgType, int]] = [
@@ -138,14 +138,6 @@ def _attach_raw_tracepoint() -> str:
     return "attached to sys_enter"
 
 
-def _pmu_type(name: str) -> int | None:
-    try:
-        with open(os.path.join(PMU_DIR, name, "type")) as f:
-            return int(f.read())
-    except OSError:
-        return None
-
-
 def _entry_file_offset(path: str) -> int:
     from elftools.elf.elffile import ELFFile
 
@@ -162,7 +154,7 @@ def _entry_file_offset(path: str) -> int:
 def _attach_uprobe() -> str:
     import ctypes as ct
 
-    pmu = _pmu_type("uprobe")
+    pmu = pmu_type("uprobe")
     if pmu is None:
         raise _Unavailable(
             "no uprobe PMU (/sys/bus/event_source/devices/uprobe): needs CONFIG_UPROBE_EVENTS"
@@ -183,7 +175,7 @@ def _attach_kprobe() -> str:
     reason = features.kprobes_missing_reason()
     if reason:
         raise _Unavailable(reason)
-    pmu = _pmu_type("kprobe")
+    pmu = pmu_type("kprobe")
     if pmu is None:
         return "kprobe_events exists in tracefs (legacy attach only)"
     func = ct.create_string_buffer(b"do_sys_openat2")

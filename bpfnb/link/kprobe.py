@@ -8,13 +8,9 @@ from bpfnb.errors import AttachError, KernelFeatureError
 from bpfnb.link import probes
 from bpfnb.link.base import FdLink, attach_error
 from bpfnb.link.perf_event import bind_to_event
+from bpfnb.sys.features import KPROBES_MISSING
 
-__all__ = ["NO_KPROBES", "attach_kprobe", "kprobes_available"]
-
-NO_KPROBES = (
-    "this kernel was built without CONFIG_KPROBES (no kprobe PMU in "
-    f"{probes.PMU_DIR} and no kprobe_events in tracefs)"
-)
+__all__ = ["attach_kprobe", "kprobes_available"]
 
 
 def kprobes_available() -> bool:
@@ -45,7 +41,7 @@ def attach_kprobe(prog_fd: int, func: str, ret: bool = False, offset: int = 0) -
             raise attach_error(f"{kind} {label!r}", err) from err
         return FdLink(kind, label, bind_to_event(prog_fd, event, f"{kind} {label!r}"))
     if probes.events_file("kprobe") is None:
-        raise KernelFeatureError("kprobes", NO_KPROBES)
+        raise KernelFeatureError("kprobes", KPROBES_MISSING)
     probe = probes.add_probe_event("kprobe", ret, f"{func}+{offset}", func)
     try:
         event = probes.open_probe_event(probe)

@@ -18,6 +18,7 @@ from bpfnb.errors import AttachError
 from bpfnb.link.tracepoint import open_tracepoint_event
 from bpfnb.sys import perf, tracefs
 from bpfnb.sys.fd import FD
+from bpfnb.sys.features import PMU_DIR
 
 __all__ = [
     "PMU_DIR",
@@ -29,7 +30,6 @@ __all__ = [
     "sweep_stale_probes",
 ]
 
-PMU_DIR = "/sys/bus/event_source/devices"
 EVENT_PREFIX = "bpfnb_"
 _STALE_NAME = re.compile(r"^bpfnb_(\d+)_")
 _counter = itertools.count()

@@ -7,9 +7,13 @@ import os
 
 from bpfnb.sys import tracefs
 
-__all__ = ["kprobes_missing_reason", "tracing_refused_reason"]
+__all__ = ["KPROBES_MISSING", "PMU_DIR", "kprobes_missing_reason", "tracing_refused_reason"]
 
 PMU_DIR = "/sys/bus/event_source/devices"
+KPROBES_MISSING = (
+    "this kernel was built without CONFIG_KPROBES (no kprobe PMU in "
+    f"{PMU_DIR} and no kprobe_events in tracefs)"
+)
 
 
 def kprobes_missing_reason() -> str | None:
@@ -19,10 +23,7 @@ def kprobes_missing_reason() -> str | None:
     root = tracefs.mount_point()
     if root and os.path.exists(os.path.join(root, "kprobe_events")):
         return None
-    return (
-        "this kernel was built without CONFIG_KPROBES (no kprobe PMU in "
-        f"{PMU_DIR} and no kprobe_events in tracefs)"
-    )
+    return KPROBES_MISSING
 
 
 def tracing_refused_reason(err: int) -> str:
