@@ -161,11 +161,11 @@ def run(
 
 
 def _drops(obj: bpfnb.BpfObject) -> DropCounter:
-    return DropCounter(obj.bcc[b"bpfnb_drops"].map_fd, "events")  # type: ignore[attr-defined]
+    return DropCounter(obj.loader.bpf[b"bpfnb_drops"].map_fd, "events")  # type: ignore[union-attr]
 
 
 def bcc_perf(obj: bpfnb.BpfObject, pages: int) -> Drain:
-    b = obj.bcc  # type: ignore[attr-defined]
+    b = obj.loader.bpf  # type: ignore[union-attr]
     table = b[b"events"]
     rows: list[tuple[int, int, int, bytes]] = []
     lost = [0]
@@ -188,7 +188,7 @@ def bcc_perf(obj: bpfnb.BpfObject, pages: int) -> Drain:
 
 
 def bcc_ring(obj: bpfnb.BpfObject, pages: int) -> Drain:
-    b = obj.bcc  # type: ignore[attr-defined]
+    b = obj.loader.bpf  # type: ignore[union-attr]
     table = b[b"events"]
     rows: list[tuple[int, int, int, bytes]] = []
 
@@ -226,9 +226,7 @@ def _poll_until_drained(
 
 
 def stream(obj: bpfnb.BpfObject, pages: int) -> Drain:
-    from bpfnb.events import open_stream
-
-    events = open_stream(obj, "events", maxlen=EVENTS * 2, perf_pages=pages)
+    events = obj.stream("events", maxlen=EVENTS * 2, perf_pages=pages)
 
     def drain(done: Callable[[], bool]) -> tuple[int, int, pd.DataFrame]:
         while not done():

@@ -77,10 +77,10 @@ def bump_table(i):
 
 def bcc_hist():
     with contextlib.redirect_stdout(io.StringIO()):
-        bench.bcc["dist"].print_log2_hist("value")
+        bench.loader.bpf["dist"].print_log2_hist("value")
 
 def bcc_table():
-    rows = sorted(bench.bcc["counts"].items(), key=lambda kv: kv[1].value, reverse=True)
+    rows = sorted(bench.loader.bpf["counts"].items(), key=lambda kv: kv[1].value, reverse=True)
     with contextlib.redirect_stdout(io.StringIO()):
         for k, v in rows:
             print("%-10d %d" % (k.value, v.value))

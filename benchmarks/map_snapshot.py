@@ -22,8 +22,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from bpfnb.bcc import import_bcc
-from bpfnb.maps import Map, from_bcc_table
+from bpfnb.bcc import from_bcc_table, import_bcc
+from bpfnb.maps import Map
 from bpfnb.sys import bpf
 
 ENTRIES = 100_000

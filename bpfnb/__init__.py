@@ -4,7 +4,7 @@ import contextlib
 from typing import Any
 
 from bpfnb import elf, errors
-from bpfnb.bcc.program import compile
+from bpfnb.bcc import compile
 from bpfnb.elf import load_elf
 from bpfnb.errors import (
     AttachError,
@@ -16,16 +16,16 @@ from bpfnb.errors import (
     VerifierError,
 )
 from bpfnb.events import EventStream
+from bpfnb.link import Link, sweep_stale_probes
 from bpfnb.maps import Map
-from bpfnb.object import BpfObject
+from bpfnb.object import BpfObject, Program
 
 __version__ = "0.1.0"
 
 
 def load_ipython_extension(ipython: Any) -> None:
     """``%load_ext bpfnb``: register the magics."""
-    from bpfnb.link import sweep_stale_probes
-    from bpfnb.magics import BpfMagics
+    from bpfnb.magics import BpfMagics  # defers IPython's magic machinery to %load_ext
 
     ipython.register_magics(BpfMagics)
     # kprobe/uprobe entries in tracefs left by bpfnb processes that died without closing.
@@ -35,7 +35,7 @@ def load_ipython_extension(ipython: Any) -> None:
 
 def unload_ipython_extension(ipython: Any) -> None:
     """``%unload_ext bpfnb``: remove the magics (live objects stay open)."""
-    from bpfnb.magics import BpfMagics
+    from bpfnb.magics import BpfMagics  # defers IPython's magic machinery to %load_ext
 
     magics = ipython.magics_manager.magics
     for kind, names in BpfMagics.magics.items():
@@ -51,8 +51,10 @@ __all__ = [
     "ElfError",
     "EventStream",
     "KernelFeatureError",
+    "Link",
     "Map",
     "PrivilegeError",
+    "Program",
     "VerifierError",
     "compile",
     "elf",

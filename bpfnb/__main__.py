@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import sys
 
+from bpfnb.doctor import main as doctor_main
+
 
 def main(argv: list[str]) -> int:
     if not argv or argv[0] != "doctor":
         print("usage: python -m bpfnb doctor [--fix] [--json]", file=sys.stderr)
         return 2
-    from bpfnb.doctor import main as doctor_main
-
     return doctor_main(argv[1:])
 
 

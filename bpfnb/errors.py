@@ -20,6 +20,7 @@ __all__ = [
     "ElfError",
     "KernelFeatureError",
     "MapError",
+    "NoSuchMapError",
     "PinError",
     "PrivilegeError",
     "VerifierError",
@@ -83,14 +84,17 @@ class CompileError(BpfError):
 
 
 class VerifierError(BpfError):
-    """The kernel's verifier rejected a program; ``log`` holds its whole log."""
+    """The kernel's verifier rejected a program; ``log`` holds its whole log and ``source`` the
+    C line of the failing instruction, when the loader knows it (``file:line: text``)."""
 
-    def __init__(self, program: str, errno: int, log: str) -> None:
+    def __init__(self, program: str, errno: int, log: str, source: str = "") -> None:
         self.program = program
         self.errno = errno
         self.log = log
+        self.source = source
         self.summary = _verifier_summary(log) or os.strerror(errno)
-        super().__init__(f"program {program!r} rejected by the verifier: {self.summary}")
+        message = f"program {program!r} rejected by the verifier: {self.summary}"
+        super().__init__(message + (f" (at {source})" if source else ""))
 
     @property
     def failing_instruction(self) -> str:
@@ -103,6 +107,8 @@ class VerifierError(BpfError):
 
     def _render_traceback_(self) -> list[str]:
         lines = [f"\x1b[31mVerifierError\x1b[0m: {self}"]
+        if self.source:
+            lines.append(f"  source: {self.source}")
         if self.failing_instruction:
             lines.append(f"  at: {self.failing_instruction}")
         lines.append("  (the full verifier log is in .log)")
@@ -129,6 +135,13 @@ def _verifier_summary(log: str) -> str:
 
 class MapError(BpfError, ValueError):
     """A key or value that does not fit the map's type, or an operation the map cannot do."""
+
+
+class NoSuchMapError(MapError, KeyError):
+    """A map name that is not there; the message names the maps that are."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""  # a KeyError would quote it
 
 
 class PinError(BpfError, ValueError):

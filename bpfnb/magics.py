@@ -14,9 +14,14 @@ from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_cell_magic, line_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
 
+from bpfnb import bcc, elf
+from bpfnb.doctor import run as run_doctor
+from bpfnb.elf.compiler import parse_constants
 from bpfnb.object import BpfObject
-from bpfnb.progress import Progress
+from bpfnb.run import run_for
 from bpfnb.session import session_for
+from bpfnb.sys.tracefs import TracePipe
+from bpfnb.widgets import show
 
 __all__ = ["BpfMagics"]
 
@@ -99,37 +104,21 @@ class BpfMagics(Magics):
 
         def create() -> BpfObject:
             if args.elf:
-                from bpfnb.link.elfcell import load_elf_cell, parse_constants
-
                 flags = [f"-D{key}={value}" for key, value in defines.items()]
-                return load_elf_cell(
+                return elf.load_source(
                     cell,
                     name=args.name,
                     clang_flags=[*flags, *cflags, *shlex.split(args.clang_flags)],
                     constants=parse_constants(args.constants),
                     attach=attach,
                 )
-            from bpfnb.bcc import compile as bcc_compile
-
-            return bcc_compile(cell, defines=defines, cflags=cflags, attach=attach, name=args.name)
+            return bcc.compile(cell, defines=defines, cflags=cflags, attach=attach, name=args.name)
 
         obj = self.session.replace(args.name, create)
         if args.duration and attach:
-            self._run_for(obj, args.duration)
+            uses_printk = "bpf_trace_printk" in obj.source or "bpf_printk" in obj.source
+            run_for(obj, args.duration, trace=uses_printk)
         return obj
-
-    def _run_for(self, obj: Any, seconds: float) -> None:
-        from bpfnb.bcc.program import run_for
-        from bpfnb.bcc.trace import TracePipe
-
-        uses_printk = "bpf_trace_printk" in obj.source or "bpf_printk" in obj.source
-        with Progress(obj.name, seconds) as progress:
-            if uses_printk:
-                with TracePipe() as pipe:
-                    pipe.follow(seconds, print)
-                    obj.detach()
-            else:
-                run_for(obj, seconds, progress.update)
 
     @line_magic
     @magic_arguments()
@@ -139,16 +128,14 @@ class BpfMagics(Magics):
     @NO_ATTACH_OPTION
     def bpf_elf(self, line: str) -> BpfObject:
         """Load an existing BPF ELF object, attach it by section name, and bind it to NAME."""
-        from bpfnb.link.elfcell import load_elf_cell, parse_constants
-
         args = parse_argstring(self.bpf_elf, line)
         if not args.name.isidentifier():
             raise UsageError(f"%bpf_elf NAME: {args.name!r} is not a Python identifier")
         constants = parse_constants(args.constants)
         return self.session.replace(
             args.name,
-            lambda: load_elf_cell(
-                path=args.path, name=args.name, constants=constants, attach=not args.no_attach
+            lambda: elf.load_elf(
+                args.path, name=args.name, constants=constants, attach=not args.no_attach
             ),
         )
 
@@ -158,8 +145,6 @@ class BpfMagics(Magics):
     @argument("--duration", type=float, default=1.0, metavar="SECONDS")
     def bpf_trace(self, line: str) -> None:
         """Print ``bpf_trace_printk`` output for SECONDS (the trace pipe is shared by all)."""
-        from bpfnb.bcc.trace import TracePipe
-
         args = parse_argstring(self.bpf_trace, line)
         with TracePipe() as pipe:
             pipe.follow(args.duration, print)
@@ -171,8 +156,6 @@ class BpfMagics(Magics):
     @argument("--interval", type=float, default=1.0, metavar="SECONDS")
     def bpf_show(self, line: str) -> Any:
         """Display a live view of a map (histogram or table) or a stream (event log)."""
-        from bpfnb.widgets import show
-
         args = parse_argstring(self.bpf_show, line)
         name, _, part = args.target.partition(".")
         obj = self.session.objects.get(name)
@@ -208,7 +191,5 @@ class BpfMagics(Magics):
     @line_magic
     def bpf_doctor(self, line: str) -> None:
         """Check what works on this machine (``--fix`` sets up what it safely can)."""
-        from bpfnb.doctor import run
-
-        report = run(apply_fix="--fix" in line.split())
+        report = run_doctor(apply_fix="--fix" in line.split())
         print(report.to_json() if "--json" in line.split() else report.to_text())

@@ -1,84 +1,102 @@
-"""``BpfObject``: what a ``%%bpf`` cell or an ELF load returns, and what closes it all."""
+"""``BpfObject``: what ``%%bpf``, ``%%bpf --elf``, :func:`bpfnb.compile` and
+:func:`bpfnb.load_elf` return, whichever door loaded it.
+
+Its programs, maps and links, the attach methods (program first, one set for both doors), event
+streams, and ``close()``, which detaches and frees everything.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import html
+import os
+import socket
+import warnings
 import weakref
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from bpfnb.closing import Closing
+from bpfnb.errors import AttachError, BpfError, NoSuchMapError
+from bpfnb.events import EventStream, check_stream_type, open_stream
+from bpfnb.events.drops import DropCounter
+from bpfnb.events.perfbuf import DEFAULT_PAGES
+from bpfnb.frames import as_layout
+from bpfnb.link import (
+    Link,
+    attach_by_kind,
+    attach_cgroup,
+    attach_fentry,
+    attach_kprobe,
+    attach_perf_event,
+    attach_raw_tracepoint,
+    attach_socket_filter,
+    attach_tracepoint,
+    attach_uprobe,
+    attach_xdp,
+)
+from bpfnb.maps import EventMap, Map
+from bpfnb.sys import bpf
+from bpfnb.sys.constants import MapType, ProgType
 
-__all__ = ["BpfObject", "Link", "Program"]
-
-
-class Link(Protocol):
-    """One attachment of a program. ``close()`` detaches it and is idempotent."""
-
-    @property
-    def kind(self) -> str: ...
-
-    @property
-    def target(self) -> str: ...
-
-    def close(self) -> None: ...
-
-
-@dataclass(frozen=True)
-class CallbackLink:
-    """A link detached by calling a function (for attachments made through bcc)."""
-
-    kind: str
-    target: str
-    detach: Callable[[], None] = field(repr=False, compare=False)
-    _state: dict[str, bool] = field(default_factory=dict, repr=False, compare=False)
-
-    @property
-    def closed(self) -> bool:
-        return self._state.get("closed", False)
-
-    def close(self) -> None:
-        if not self._state.get("closed"):
-            self._state["closed"] = True
-            self.detach()
+__all__ = ["BpfObject", "Program", "ProgramLoader"]
 
 
 @dataclass
 class Program:
-    """A loaded program: its fd, type and where it is attached.
+    """A loaded program: its fd, type, and where it is attached.
 
-    ``fd`` is an int (owned by whoever loaded it: bcc, or an :class:`bpfnb.sys.FD`).
+    ``attach_kind``/``attach_target`` say where :meth:`BpfObject.attach` puts it (from an ELF
+    section or a bcc function name); empty when it needs an explicit ``attach_*`` call. ``fd`` is
+    owned by ``owner`` (an :class:`bpfnb.sys.FD`), or by the door that loaded it.
     """
 
     name: str
     fd: int
-    type: str
+    type: ProgType
+    attach_kind: str = ""
+    attach_target: str = ""
     section: str = ""
+    expected_attach_type: int = 0
     links: list[Link] = field(default_factory=list)
     owner: Any = field(default=None, repr=False)
+    spec: Any = field(default=None, repr=False)  # the ELF loader's ProgramSpec
+
+    @property
+    def type_name(self) -> str:
+        """The program type as bpftool names it (``tracepoint``, ``kprobe``...)."""
+        return self.type.name.lower()
 
     @property
     def attach_points(self) -> list[str]:
-        return [
-            f"{link.kind}:{link.target}" if link.kind else link.target
-            for link in self.links
-            if not getattr(link, "closed", False)
-        ]
+        """Where the program is attached now, e.g. ``tracepoint:syscalls:sys_enter_getppid``."""
+        return [f"{link.kind}:{link.target}" for link in self.links if not link.closed]
 
     @property
     def tag(self) -> str:
         """The kernel's tag (hash) of the program's instructions."""
-        from bpfnb.sys import bpf
-
         return bytes(bpf.prog_info(self.fd).tag).hex()
 
     @property
     def id(self) -> int:
         """The kernel's id of the program."""
-        from bpfnb.sys import bpf
-
         return int(bpf.prog_info(self.fd).id)
+
+    def disassemble(self) -> Any:
+        """Readable eBPF assembly of the program as loaded (ELF programs)."""
+        if self.spec is None:
+            raise BpfError(f"{self.name}: no instructions recorded (only ELF programs keep them)")
+        return self.spec.disassemble()
+
+
+class ProgramLoader(Protocol):
+    """What a door offers for programs it loads on demand: bcc compiles every function but
+    loads one only when it is attached, with the type the attach call needs."""
+
+    def function_names(self) -> list[str]: ...
+
+    def load(self, name: str, prog_type: ProgType) -> Program: ...
 
 
 class BpfObject(Closing):
@@ -86,24 +104,46 @@ class BpfObject(Closing):
 
     Closing is idempotent; the object is also a context manager. Anything that must stop when
     the object closes (a stream, a live view) registers through :meth:`on_close`.
+
+    The ``attach_*`` methods take the program first (a name or a :class:`Program`), record the
+    link so that ``close()`` detaches it, and return it.
     """
 
     def __init__(
         self,
         name: str,
         programs: Mapping[str, Program],
-        maps: Mapping[str, Any],
+        maps: Mapping[str, Map],
+        *,
+        loader: ProgramLoader | None = None,
+        drop_counters: Map | None = None,
+        counted: frozenset[str] = frozenset(),
         closers: list[Callable[[], None]] | None = None,
         source: str = "",
+        pins: Mapping[str, str] | None = None,
+        spec: Any = None,
     ) -> None:
         self.name = name
         self.programs: dict[str, Program] = dict(programs)
-        self.maps: dict[str, Any] = dict(maps)
+        self.maps: dict[str, Map] = dict(maps)
         self.source = source
-        # Run last-in first-out at close: links first, then what owns programs and maps.
+        #: Where maps are pinned (map name → bpffs path); ``close(unpin=True)`` removes them.
+        self.pins: dict[str, str] = dict(pins or {})
+        #: The ELF loader's :class:`bpfnb.elf.ObjectSpec` (None for bcc objects).
+        self.spec = spec
+        #: The door's loader of programs not loaded yet (bcc's: ``obj.loader.bpf`` is bcc's
+        #: own ``BPF`` object); None when everything is loaded (ELF objects).
+        self.loader = loader
+        # bpfnb's hidden per-CPU counts of failed submits, by event map name (see bpfnb.events),
+        # and the event maps whose submits the program counts there.
+        self._drop_counters = drop_counters
+        self._counted = counted
+        # Run last-in first-out at close, after links and maps: what owns programs and maps.
         self._closers: list[Callable[[], None]] = list(closers or [])
         self._on_close: list[Callable[[], None]] = []
         self._closed = False
+        for map_ in self.maps.values():
+            map_.owner = self
 
     # -- lifecycle -------------------------------------------------------------------------------
 
@@ -112,16 +152,22 @@ class BpfObject(Closing):
         return self._closed
 
     @property
+    def attached(self) -> bool:
+        """Whether any program is attached now."""
+        return any(not link.closed for _, link in self.links)
+
+    @property
     def links(self) -> list[tuple[str, Link]]:
-        """Every attachment, as (program name, link)."""
+        """Every attachment made through this object, as (program name, link)."""
         return [(name, link) for name, prog in self.programs.items() for link in prog.links]
 
-    def add_link(self, program: str, link: Link) -> Link:
-        """Record an attachment made for ``program`` so that ``close()`` detaches it."""
+    def add_link(self, program: str | Program, link: Link) -> Link:
+        """Record a link made for ``program`` elsewhere (e.g. with :mod:`bpfnb.link`), so that
+        ``close()`` detaches it."""
         if self._closed:
             link.close()
-            raise ValueError(f"{self.name}: object is closed")
-        self.programs[program].links.append(link)
+            raise BpfError(f"{self.name}: object is closed")
+        self._program(program).links.append(link)
         return link
 
     def on_close(self, callback: Callable[[], None]) -> None:
@@ -142,72 +188,271 @@ class BpfObject(Closing):
 
         self.on_close(call)
 
-    def stream(
-        self, name: str, maxlen: int = 100_000, event_type: Any = None, **options: Any
-    ) -> Any:
-        """An :class:`bpfnb.events.EventStream` over the perf or ring buffer map ``name``.
+    def detach(self) -> None:
+        """Detach every program but keep programs and maps loaded (maps stay readable)."""
+        errors: list[BaseException] = []
+        for _, link in reversed(self.links):
+            _collect(link.close, errors)
+        if errors:
+            raise errors[0]
 
-        ``options`` go to :func:`bpfnb.events.open_stream` (e.g. ``perf_pages``).
-        """
-        from bpfnb.events import open_stream
-
-        return open_stream(self, name, maxlen=maxlen, event_type=event_type, **options)
-
-    def close(self) -> None:
-        """Detach every program and close every fd. Safe to call more than once."""
+    def close(self, unpin: bool = False) -> None:
+        """Detach every program and close every fd; with ``unpin``, also remove this object's
+        pins (plain ``close()`` keeps them for the next load to reuse). Idempotent."""
         if self._closed:
+            if unpin:
+                self._unpin()
             return
         self._closed = True
         errors: list[BaseException] = []
         for callback in self._on_close:
             _collect(callback, errors)
-        for prog in self.programs.values():
-            for link in reversed(prog.links):
-                _collect(link.close, errors)
+        for _, link in reversed(self.links):
+            _collect(link.close, errors)
         # Mark every Map closed before its owner frees the fd, so that nothing (a live view, a
         # stream) reads a reused fd number afterwards.
-        for map_ in self.maps.values():
-            close_map = getattr(map_, "close", None)
-            if close_map is not None:
-                _collect(close_map, errors)
+        for map_ in [*self.maps.values(), *filter(None, [self._drop_counters])]:
+            _collect(map_.close, errors)
         for closer in reversed(self._closers):
             _collect(closer, errors)
         self._on_close.clear()
         self._closers.clear()
+        if unpin:
+            self._unpin()
         if errors:
             raise errors[0]
 
+    def _unpin(self) -> None:
+        for path in self.pins.values():
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(path)
+        self.pins.clear()
+
+    # -- programs --------------------------------------------------------------------------------
+
+    def _program(self, prog: str | Program, prog_type: ProgType | None = None) -> Program:
+        # A loaded program, or (bcc) a function loaded now with the type the attach call needs.
+        if isinstance(prog, Program):
+            return prog
+        if prog in self.programs:
+            return self.programs[prog]
+        if self._closed:
+            raise BpfError(f"{self.name}: object is closed")
+        if self.loader is not None and prog in self.loader.function_names():
+            if prog_type is None:
+                raise BpfError(f"{self.name}: {prog!r} is not loaded; attach it to load it")
+            program = self.loader.load(prog, prog_type)
+            self.programs[prog] = program
+            return program
+        names = sorted({*self.programs, *(self.loader.function_names() if self.loader else [])})
+        raise KeyError(f"{self.name} has no program {prog!r} (programs: {', '.join(names)})")
+
+    def _record(self, prog: Program, attach: Callable[[], Link]) -> Link:
+        if self._closed:
+            raise BpfError(f"{self.name}: object is closed")
+        link = attach()
+        prog.links.append(link)
+        return link
+
+    # -- attaching -------------------------------------------------------------------------------
+
+    def attach(self) -> list[Link]:
+        """Attach every program whose name says where (ELF sections such as
+        ``tracepoint/cat/name``, bcc functions such as ``kprobe__func``), except those already
+        attached. On failure, the links this call made are closed again before the error
+        propagates."""
+        made: list[Link] = []
+        try:
+            for prog in list(self.programs.values()):
+                if prog.attach_kind and not prog.links:
+                    link = attach_by_kind(prog.fd, prog.attach_kind, prog.attach_target)
+                    if link is not None:
+                        prog.links.append(link)
+                        made.append(link)
+        except BaseException:
+            for undone in reversed(made):
+                with contextlib.suppress(Exception):
+                    undone.close()
+            for prog in self.programs.values():
+                prog.links[:] = [x for x in prog.links if x not in made]
+            raise
+        return made
+
+    def attach_tracepoint(self, prog: str | Program, tracepoint: str) -> Link:
+        """Attach to tracepoint ``"category:name"`` (``"syscalls:sys_enter_openat"``)."""
+        p = self._program(prog, ProgType.TRACEPOINT)
+        return self._record(p, lambda: attach_tracepoint(p.fd, tracepoint))
+
+    def attach_raw_tracepoint(self, prog: str | Program, tracepoint: str) -> Link:
+        """Attach to raw tracepoint ``tracepoint`` (``"sys_enter"``, no category)."""
+        p = self._program(prog, ProgType.RAW_TRACEPOINT)
+        return self._record(p, lambda: attach_raw_tracepoint(p.fd, tracepoint))
+
+    def attach_kprobe(
+        self, prog: str | Program, function: str, ret: bool = False, offset: int = 0
+    ) -> Link:
+        """Attach to kernel function ``function`` (to its return with ``ret=True``)."""
+        p = self._program(prog, ProgType.KPROBE)
+        return self._record(p, lambda: attach_kprobe(p.fd, function, ret=ret, offset=offset))
+
+    def attach_uprobe(
+        self,
+        prog: str | Program,
+        path_or_lib: str,
+        symbol_or_offset: str | int,
+        pid: int = -1,
+        ret: bool = False,
+    ) -> Link:
+        """Attach to a user function: ``obj.attach_uprobe(prog, "c", "malloc")``.
+
+        ``path_or_lib`` is a path or a library name found as the linker would (``"c"`` is libc);
+        ``symbol_or_offset`` a symbol (``"f+0x4"`` works) or a file offset; ``pid`` limits the
+        probe to one process; ``ret=True`` makes a uretprobe.
+        """
+        p = self._program(prog, ProgType.KPROBE)
+        return self._record(
+            p, lambda: attach_uprobe(p.fd, path_or_lib, symbol_or_offset, pid=pid, ret=ret)
+        )
+
+    def attach_fentry(self, prog: str | Program) -> Link:
+        """Attach a fentry/fexit/fmod_ret/lsm program where its load named (bcc: ``kfunc__``)."""
+        p = self._program(prog, ProgType.TRACING)
+        kind = p.attach_kind or "fentry"
+        return self._record(p, lambda: attach_fentry(p.fd, p.attach_target, kind))
+
+    def attach_perf_event(
+        self,
+        prog: str | Program,
+        event: int | str = "cpu-clock",
+        config: int = 0,
+        sample_period: int = 0,
+        sample_freq: int = 0,
+        pid: int = -1,
+        cpu: int = -1,
+    ) -> Link:
+        """Run a perf_event program on samples of ``event`` (a perf type with ``config``, or a
+        name such as ``"cpu-clock"``), on every CPU or one, for every process or one."""
+        p = self._program(prog, ProgType.PERF_EVENT)
+        return self._record(
+            p,
+            lambda: attach_perf_event(
+                p.fd,
+                event,
+                config,
+                sample_period=sample_period,
+                sample_freq=sample_freq,
+                pid=pid,
+                cpu=cpu,
+            ),
+        )
+
+    def attach_socket_filter(
+        self, prog: str | Program, sock_or_ifname: socket.socket | int | str
+    ) -> Link:
+        """Filter a socket, or every packet on an interface (``"lo"``) through a packet socket
+        that the link owns (``link.socket``)."""
+        p = self._program(prog, ProgType.SOCKET_FILTER)
+        return self._record(p, lambda: attach_socket_filter(p.fd, sock_or_ifname))
+
+    def attach_cgroup(
+        self, prog: str | Program, cgroup_path: str, attach_type: str | int | None = None
+    ) -> Link:
+        """Attach to a cgroup v2 directory as ``"ingress"``, ``"egress"``, ``"sock_create"``...
+
+        Without ``attach_type``, the program's section decides (``cgroup_skb/egress``).
+        """
+        p = self._program(prog, ProgType.CGROUP_SKB)
+        if attach_type is None:
+            if not p.expected_attach_type:
+                raise AttachError(
+                    f"program {p.name!r} does not say where in a cgroup it attaches: pass "
+                    "attach_type='ingress' or 'egress'"
+                )
+            attach_type = p.expected_attach_type
+        kind = attach_type
+        return self._record(p, lambda: attach_cgroup(p.fd, cgroup_path, kind))
+
+    def attach_xdp(self, prog: str | Program, interface: str | int, mode: str = "auto") -> Link:
+        """Attach to a network interface (``mode`` "auto", "skb", "native" or "offload")."""
+        p = self._program(prog, ProgType.XDP)
+        return self._record(p, lambda: attach_xdp(p.fd, interface, mode))
+
+    # -- maps and events -------------------------------------------------------------------------
+
+    def map(self, name: str) -> Map:
+        """``self.maps[name]``, with an error naming the maps there are."""
+        try:
+            return self.maps[name]
+        except KeyError:
+            known = ", ".join(sorted(self.maps)) or "none"
+            raise NoSuchMapError(f"{self.name} has no map {name!r} (its maps: {known})") from None
+
+    def stream(
+        self,
+        name: str,
+        maxlen: int = 100_000,
+        event_type: Any = None,
+        *,
+        perf_pages: int = DEFAULT_PAGES,
+    ) -> EventStream:
+        """An :class:`EventStream` over the perf or ring buffer map ``name``.
+
+        ``event_type`` (a numpy dtype, ctypes type or :class:`bpfnb.frames.Layout`) is the
+        event's type; bcc objects know it from the program. ``perf_pages`` sizes each per-CPU
+        perf ring. The stream closes when the object does.
+        """
+        if self._closed:
+            raise BpfError(f"{self.name}: closed, so it has no maps to stream")
+        source = self.map(name)
+        check_stream_type(source.type, name)
+        layout = as_layout(event_type) if event_type is not None else source_event_type(source)
+        if layout is None:
+            why = getattr(source, "event_type_note", "") or "the event type is unknown"
+            raise BpfError(f"{name}: {why}; pass event_type= (a ctypes Structure or numpy dtype)")
+        drops = None
+        if self._drop_counters is not None:
+            drops = DropCounter(self._drop_counters.fd, name)
+        if source.type == MapType.RINGBUF and name not in self._counted:
+            # Only the program sees a failed ring buffer submit; say so when it does not count.
+            warnings.warn(
+                f"ring buffer {name!r}: the program does not count failed submits, so "
+                f"stats.dropped stays 0; check each submit with BPFNB_CHECK_SUBMIT({name}, err) "
+                f"or BPFNB_COUNT_DROP({name})",
+                stacklevel=2,
+            )
+        stream = open_stream(
+            source.fd, layout, name, maxlen=maxlen, drops=drops, perf_pages=perf_pages
+        )
+        self.on_close_weak(stream, "close")
+        return stream
+
     # -- display ---------------------------------------------------------------------------------
 
+    def _state(self) -> str:
+        if self._closed:
+            return "closed"
+        return "attached" if self.attached else "loaded, detached"
+
     def _map_rows(self) -> list[tuple[str, str, str, str, str]]:
-        rows = []
-        for name, m in self.maps.items():
-            rows.append(
-                (
-                    name,
-                    str(getattr(m, "type_name", getattr(m, "type", ""))),
-                    str(getattr(m, "key_type_name", "")),
-                    str(getattr(m, "value_type_name", "")),
-                    str(getattr(m, "max_entries", "")),
-                )
-            )
-        return rows
+        return [
+            (name, m.type_name, m.key_type_name, m.value_type_name, str(m.max_entries))
+            for name, m in self.maps.items()
+        ]
 
     def __repr__(self) -> str:
-        state = "closed" if self._closed else "live"
-        lines = [f"BpfObject {self.name!r} ({state})"]
+        lines = [f"BpfObject {self.name!r} ({self._state()})"]
         for prog in self.programs.values():
             where = ", ".join(prog.attach_points) or "not attached"
-            lines.append(f"  program {prog.name} [{prog.type}] -> {where}")
+            lines.append(f"  program {prog.name} [{prog.type_name}] -> {where}")
         for name, kind, key, value, size in self._map_rows():
             lines.append(f"  map {name} [{kind}] {key} -> {value}, max {size}")
+        lines += [f"  pinned {name} at {path}" for name, path in self.pins.items()]
         return "\n".join(lines)
 
     def _repr_html_(self) -> str:
-        state = "closed" if self._closed else "live"
         esc = html.escape
         prog_rows = "".join(
-            f"<tr><td><code>{esc(p.name)}</code></td><td>{esc(p.type)}</td>"
+            f"<tr><td><code>{esc(p.name)}</code></td><td>{esc(p.type_name)}</td>"
             f"<td>{esc(', '.join(p.attach_points) or 'not attached')}</td></tr>"
             for p in self.programs.values()
         )
@@ -215,7 +460,7 @@ class BpfObject(Closing):
             "<tr>" + "".join(f"<td>{esc(cell)}</td>" for cell in row) + "</tr>"
             for row in self._map_rows()
         )
-        out = f"<div><b>BpfObject</b> <code>{esc(self.name)}</code> <i>({state})</i>"
+        out = f"<div><b>BpfObject</b> <code>{esc(self.name)}</code> <i>({esc(self._state())})</i>"
         if prog_rows:
             out += (
                 "<table><tr><th>program</th><th>type</th><th>attached to</th></tr>"
@@ -227,6 +472,11 @@ class BpfObject(Closing):
                 f"<th>max entries</th></tr>{map_rows}</table>"
             )
         return out + "</div>"
+
+
+def source_event_type(source: Map) -> Any:
+    # What the loader learnt of an event map's records (bcc does; ELF objects do not say).
+    return source.event_type if isinstance(source, EventMap) else None
 
 
 def _collect(action: Callable[[], None], errors: list[BaseException]) -> None:

@@ -26,10 +26,11 @@ and reports it as ``PERF_RECORD_LOST``.
 
 from __future__ import annotations
 
-__all__ = ["DROP_COUNTER_MAP", "DROP_KEY_SIZE", "PREAMBLE", "PREAMBLE_MAPS"]
+import re
 
-DROP_COUNTER_MAP = "bpfnb_drops"
-DROP_KEY_SIZE = 32
+from bpfnb.events.drops import DROP_COUNTER_MAP, DROP_KEY_SIZE
+
+__all__ = ["PREAMBLE", "PREAMBLE_MAPS", "counted_maps"]
 
 PREAMBLE = f"""\
 struct bpfnb_drop_key {{
@@ -54,3 +55,8 @@ static __always_inline void bpfnb_count_drop_(struct bpfnb_drop_key *key) {{
 
 # Maps the preamble declares: bpfnb uses them itself and hides them from ``obj.maps``.
 PREAMBLE_MAPS: frozenset[str] = frozenset({DROP_COUNTER_MAP})
+
+
+def counted_maps(source: str) -> frozenset[str]:
+    """The event maps whose failed submits the cell's code counts with bpfnb's macros."""
+    return frozenset(re.findall(r"BPFNB_(?:CHECK_SUBMIT|COUNT_DROP)\s*\(\s*(\w+)", source))

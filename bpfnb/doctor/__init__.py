@@ -6,10 +6,12 @@ import argparse
 import os
 import sys
 
-from bpfnb.doctor import headers, mounts
+from bpfnb.doctor import headers
 from bpfnb.doctor.environment import environment_checks
-from bpfnb.doctor.probes import attach_checks, map_checks, program_type_checks
 from bpfnb.doctor.report import Check, Report
+from bpfnb.doctor.trials import attach_checks, map_checks, program_type_checks
+from bpfnb.link import sweep_stale_probes
+from bpfnb.sys import mounts
 
 __all__ = ["Check", "Report", "fix", "main", "run"]
 
@@ -30,8 +32,6 @@ def fix(report: Report) -> None:
         else:
             if done:
                 report.changes.append(done)
-    from bpfnb.link import sweep_stale_probes
-
     try:
         for entry in sweep_stale_probes():
             report.changes.append(f"removed stale bpfnb probe {entry} (its process is gone)")

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-import contextlib
 import ctypes.util
 import os
 
-from bpfnb.doctor import headers, mounts
+from bpfnb import bcc
+from bpfnb.doctor import headers
 from bpfnb.doctor.report import MISSING, OK, UNAVAILABLE, Check
-from bpfnb.sys import caps, tracefs
+from bpfnb.errors import BccMissingError
+from bpfnb.sys import bpf, caps, mounts, tracefs
+from bpfnb.sys.constants import MapType
+from bpfnb.sys.kernel_btf import VMLINUX_BTF
 
 __all__ = ["environment_checks"]
 
@@ -26,9 +29,6 @@ def kernel_release() -> Check:
 
 
 def bpf_syscall() -> Check:
-    from bpfnb.sys import bpf
-    from bpfnb.sys.constants import MapType
-
     try:
         bpf.map_create(MapType.ARRAY, 4, 4, 1, name="doctor").close()
     except PermissionError as err:
@@ -70,7 +70,7 @@ def tracefs_mounted() -> Check:
 
 
 def btf() -> Check:
-    path = "/sys/kernel/btf/vmlinux"
+    path = VMLINUX_BTF
     if os.path.exists(path):
         return _check("BTF", OK, f"{path} ({os.path.getsize(path) // 1024} KiB)")
     return _check("BTF", MISSING, f"{path} is absent", "the kernel needs CONFIG_DEBUG_INFO_BTF=y")
@@ -102,11 +102,8 @@ def kernel_headers() -> Check:
 
 
 def bcc_bindings() -> list[Check]:
-    from bpfnb.bcc import import_bcc
-    from bpfnb.errors import BccMissingError
-
     try:
-        bcc = import_bcc()
+        bindings = bcc.import_bcc()
     except BccMissingError as err:
         return [
             _check(
@@ -114,35 +111,25 @@ def bcc_bindings() -> list[Check]:
             ),
             _check("libbcc", MISSING, "not checked: the bindings are missing", ""),
         ]
-    bindings = _check(
-        "bcc bindings", OK, f"{bcc.__version__} from {os.path.dirname(bcc.__file__ or '')}"
-    )
-    libname = getattr(bcc.lib, "_name", None) or ctypes.util.find_library("bcc") or "libbcc"
-    return [bindings, _check("libbcc", OK, f"{libname} loaded")]
+    where = os.path.dirname(bindings.__file__ or "")
+    libname = getattr(bindings.lib, "_name", None) or ctypes.util.find_library("bcc") or "libbcc"
+    return [
+        _check("bcc bindings", OK, f"{bindings.__version__} from {where}"),
+        _check("libbcc", OK, f"{libname} loaded"),
+    ]
 
 
 def bcc_compile() -> Check:
-    from bpfnb.bcc import import_bcc
-    from bpfnb.bcc.capture import captured_output
-
     try:
-        bcc = import_bcc()
-    except Exception as err:
+        with bcc.compile(TRACEPOINT_PROGRAM, name="doctor"):
+            pass
+    except BccMissingError as err:
         return _check("bcc compile", UNAVAILABLE, f"no bcc: {err}", "apt-get install python3-bpfcc")
-    with captured_output() as output:
-        try:
-            program = bcc.BPF(text=TRACEPOINT_PROGRAM)
-        except Exception as err:
-            failure: Exception | None = err
-        else:
-            failure = None
-            with contextlib.suppress(Exception):
-                program.cleanup()
-    if failure is None:
-        return _check("bcc compile", OK, "compiled and attached a syscalls tracepoint program")
-    detail = output.text().strip().splitlines()
-    why = detail[0] if detail else str(failure)
-    return _check("bcc compile", UNAVAILABLE, why[:200], "python -m bpfnb doctor --fix")
+    except Exception as err:
+        detail = getattr(err, "output", "").strip().splitlines()
+        why = detail[0] if detail else str(err)
+        return _check("bcc compile", UNAVAILABLE, why[:200], "python -m bpfnb doctor --fix")
+    return _check("bcc compile", OK, "compiled, loaded and attached a syscalls tracepoint program")
 
 
 def environment_checks() -> list[Check]:

@@ -1,7 +1,8 @@
-"""The pure-Python ELF loader: read clang-built BPF objects, create maps, relocate, load.
+"""The pure-Python ELF door: read clang-built BPF objects, create maps, relocate, load.
 
 ``read(path)`` gives an :class:`ObjectSpec` (pure data, no kernel); ``load(spec)`` creates its
-maps and loads its programs into a :class:`bpfnb.object.BpfObject`.
+maps and loads its programs into a :class:`bpfnb.BpfObject`; :func:`load_elf` also attaches
+them by section; :func:`load_source` compiles C with clang first (``%%bpf --elf``).
 
 What it reads:
 - programs by section name, in gobpf's and libbpf's conventions (:mod:`~bpfnb.elf.sections`);
@@ -16,22 +17,21 @@ What it reads:
 """
 
 from bpfnb.elf import btf
-from bpfnb.elf.asm import disassemble
-from bpfnb.elf.loader import ElfProgram, ElfVerifierError, load, load_elf
+from bpfnb.elf.compiler import compile_source, load_source
+from bpfnb.elf.loader import load, load_elf
 from bpfnb.elf.reader import read
 from bpfnb.elf.sections import classify
 from bpfnb.elf.spec import MapSpec, ObjectSpec, ProgramSpec
 
 __all__ = [
-    "ElfProgram",
-    "ElfVerifierError",
     "MapSpec",
     "ObjectSpec",
     "ProgramSpec",
     "btf",
     "classify",
-    "disassemble",
+    "compile_source",
     "load",
     "load_elf",
+    "load_source",
     "read",
 ]

@@ -10,12 +10,8 @@ from __future__ import annotations
 import html
 import struct
 from collections.abc import Iterator, Mapping
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from bpfnb.elf.spec import ProgramSpec
-
-__all__ = ["HELPERS", "Disassembly", "disassemble", "disassemble_bytes", "instructions"]
+__all__ = ["HELPERS", "Disassembly", "disassemble_bytes", "instructions"]
 
 # ``enum bpf_func_id`` (``__BPF_FUNC_MAPPER`` in include/uapi/linux/bpf.h), by number.
 _HELPER_NAMES = """unspec map_lookup_elem map_update_elem map_delete_elem probe_read ktime_get_ns
@@ -122,13 +118,6 @@ def instructions(code: bytes) -> Iterator[tuple[int, int, int, int, int, int]]:
     """(index, opcode, dst, src, off, imm) of each 8-byte instruction slot."""
     for i, (opcode, regs, off, imm) in enumerate(struct.iter_unpack("<BBhi", code)):
         yield i, opcode, regs & 0x0F, regs >> 4, off, imm
-
-
-def disassemble(prog: ProgramSpec) -> Disassembly:
-    """The program's linked instructions, with its map names and function names."""
-    maps = {ref.insn: ref for ref in prog.references}
-    lines = {info.insn: info for info in prog.line_info}
-    return disassemble_bytes(prog.instructions, prog.functions, maps, lines)
 
 
 def disassemble_bytes(

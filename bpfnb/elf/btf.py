@@ -8,11 +8,13 @@ fraction of a second. Every read is bounds-checked: malformed data raises
 
 from __future__ import annotations
 
+import functools
 import struct
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 
 from bpfnb.errors import ElfError
+from bpfnb.sys.kernel_btf import VMLINUX_BTF, file_identity, read_vmlinux_btf
 
 __all__ = [
     "KINDS",
@@ -27,6 +29,7 @@ __all__ = [
     "encode_line_info",
     "parse",
     "parse_ext",
+    "vmlinux",
 ]
 
 MAGIC = 0xEB9F
@@ -403,6 +406,17 @@ def parse(data: bytes, section: str = ".BTF") -> Btf:
         raise
     except (struct.error, IndexError, ValueError) as err:
         raise ElfError(f"malformed BTF: {err}", section, 0) from None
+
+
+def vmlinux() -> Btf:
+    """The running kernel's BTF, parsed once per process (again only if the file changes);
+    ``OSError`` when the kernel publishes none."""
+    return _vmlinux(file_identity(VMLINUX_BTF))
+
+
+@functools.lru_cache(maxsize=1)
+def _vmlinux(identity: tuple[int, int, int, int]) -> Btf:
+    return parse(read_vmlinux_btf(), "vmlinux BTF")
 
 
 # -- .BTF.ext ------------------------------------------------------------------------------------

@@ -4,14 +4,10 @@ flattened into their parent, as C reads them), bitfields decode from their stora
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import numpy as np
 
 from bpfnb.elf.btf import INT_BOOL, INT_CHAR, INT_SIGNED, Btf, BtfType
-
-if TYPE_CHECKING:
-    from bpfnb.elf.spec import Variable
+from bpfnb.elf.variables import Variable
 from bpfnb.errors import ElfError
 from bpfnb.frames import Bitfield, Layout
 

@@ -13,10 +13,10 @@ import os
 import sys
 
 from bpfnb.elf.btf import INT_BOOL, INT_CHAR, Btf
-from bpfnb.elf.spec import Variable, encode_value
+from bpfnb.elf.variables import Variable, encode_value
 from bpfnb.errors import KernelFeatureError
 
-__all__ = ["KCONFIG", "kconfig_data", "kernel_config", "layout"]
+__all__ = ["KCONFIG", "kconfig_data", "kernel_config", "layout", "version_code"]
 
 KCONFIG = ".kconfig"
 _TRISTATE = {"n": 0, "y": 1, "m": 2}
@@ -100,8 +100,6 @@ def kconfig_data(
 ) -> bytes:
     """The ``.kconfig`` map's value: each extern's value from the kernel, zero for a missing
     ``__weak`` one."""
-    from bpfnb.elf.reader import version_code
-
     release = release or os.uname().release
     data = bytes(size)
     for var in variables:
@@ -123,3 +121,15 @@ def kconfig_data(
                 var.name, f"its value does not fit its C type: {err}"
             ) from None
     return data
+
+
+def version_code(release: str) -> int:
+    """``LINUX_VERSION_CODE`` of a kernel release string such as ``"6.18.0-1-amd64"``."""
+    parts = []
+    for piece in release.split("-")[0].split(".")[:3]:
+        digits = "".join(ch for ch in piece if ch.isdigit())
+        parts.append(int(digits) if digits else 0)
+    while len(parts) < 3:
+        parts.append(0)
+    major, minor, patch = parts
+    return (major << 16) | (minor << 8) | min(patch, 255)

@@ -1,7 +1,8 @@
 """Load an :class:`ObjectSpec` into the kernel: BTF, maps, global data, then programs.
 
-The result is the same :class:`bpfnb.object.BpfObject` a ``%%bpf`` cell returns; its maps are
-:class:`bpfnb.Map`\\ s and its programs carry their ELF ``section``. ``obj.spec`` keeps the spec.
+The result is the same :class:`bpfnb.BpfObject` a ``%%bpf`` cell returns; its maps are
+:class:`bpfnb.Map`\\ s, its programs carry their ELF ``section`` (which says where
+``obj.attach()`` attaches them) and ``obj.spec`` keeps the spec.
 """
 
 from __future__ import annotations
@@ -12,54 +13,29 @@ import errno
 import os
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 from typing import Any
 
 from bpfnb.elf import btf as btf_module
-from bpfnb.elf.kconfig import KCONFIG, kconfig_data
-from bpfnb.elf.reader import read, version_code
+from bpfnb.elf import pinning
+from bpfnb.elf.core import apply_core_relocations
+from bpfnb.elf.kconfig import KCONFIG, kconfig_data, version_code
+from bpfnb.elf.reader import read
 from bpfnb.elf.relocate import apply_fds
 from bpfnb.elf.spec import KERNEL_VERSION_CURRENT, MapSpec, ObjectSpec, ProgramSpec, encode_value
-from bpfnb.errors import AttachError, KernelFeatureError, VerifierError
+from bpfnb.errors import KernelFeatureError, VerifierError
+from bpfnb.events import DROP_COUNTER_MAP
+from bpfnb.maps import Map, open_map
 from bpfnb.object import BpfObject, Program
-from bpfnb.sys import bpf
+from bpfnb.sys import bpf, features
 from bpfnb.sys.constants import MapType, ProgType
+from bpfnb.sys.cpus import possible_cpus
 from bpfnb.sys.fd import FD
+from bpfnb.sys.kernel_btf import VMLINUX_BTF
 
-__all__ = ["ElfProgram", "ElfVerifierError", "load", "load_elf"]
+__all__ = ["load", "load_elf"]
 
 BPF_F_RDONLY_PROG = 1 << 7
-VMLINUX_BTF = "/sys/kernel/btf/vmlinux"
 _NAME_CHARS = re.compile(r"[^A-Za-z0-9_.]")
-
-
-@dataclass
-class ElfProgram(Program):
-    """A program loaded from an ELF object; ``spec`` is its :class:`ProgramSpec`."""
-
-    spec: ProgramSpec | None = field(default=None, repr=False)
-
-    def disassemble(self) -> str:
-        """Readable eBPF assembly of the program as loaded (before the verifier rewrote it)."""
-        if self.spec is None:
-            raise ValueError(f"{self.name}: no instructions recorded")
-        return self.spec.disassemble()
-
-
-class ElfVerifierError(VerifierError):
-    """A verifier rejection, with the C source line of the failing instruction when known."""
-
-    def __init__(self, program: str, errno_: int, log: str, source: str = "") -> None:
-        super().__init__(program, errno_, log)
-        self.source = source
-        if source:
-            self.args = (f"{self.args[0]} (at {source})",)
-
-    def _render_traceback_(self) -> list[str]:
-        lines = super()._render_traceback_()
-        if self.source:
-            lines.insert(1, f"  source: {self.source}")
-        return lines
 
 
 def load(
@@ -85,33 +61,22 @@ def load_elf(
     attach: bool = True,
     pin_root: str | None = None,
     pin_paths: Mapping[str, str] | None = None,
+    name: str | None = None,
 ) -> BpfObject:
-    """Load a clang-built BPF object; with ``attach``, attach each program by its section."""
-    attach_object = _attach_hook() if attach else None
-    if attach and attach_object is None:
-        raise AttachError(
-            "attaching ELF programs by section name is not available yet: load with "
-            "attach=False and attach each program with bpfnb.link (e.g. "
-            "bpfnb.link.attach_tracepoint(obj.programs[name].fd, 'syscalls:sys_enter_openat'))"
-        )
+    """Load a clang-built BPF object; with ``attach``, attach each program by its section.
+
+    ``name`` names the object (default: the file's name); the rest is as for :func:`load`.
+    """
     obj = load(path, constants=constants, pin_root=pin_root, pin_paths=pin_paths)
-    if attach_object is not None:
+    if name is not None:
+        obj.name = name
+    if attach:
         try:
-            attach_object(obj)
+            obj.attach()
         except BaseException:
             obj.close()
             raise
     return obj
-
-
-def _attach_hook() -> Callable[[BpfObject], Any] | None:
-    # The attach layer (bpfnb.link) provides ``attach_elf_object(obj)`` once it knows how to
-    # attach a program from its section name; until then there is nothing to call.
-    try:
-        from bpfnb import link
-    except ImportError:
-        return None
-    return getattr(link, "attach_elf_object", None)
 
 
 def kernel_name(name: str) -> str:
@@ -128,9 +93,7 @@ def pin_path(
     ``ROOT/<pin_paths[NAME]>``, PIN_OBJECT_NS (1) refused. libbpf ``.maps``:
     LIBBPF_PIN_BY_NAME (1) → ``ROOT/NAME``. See :func:`bpfnb.elf.pinning.map_pin_path`.
     """
-    from bpfnb.elf.pinning import map_pin_path
-
-    return map_pin_path(spec, pin_root, pin_paths)
+    return pinning.map_pin_path(spec, pin_root, pin_paths)
 
 
 def running_kernel_version() -> int:
@@ -154,7 +117,6 @@ class _Loader:
         self.map_fds: dict[str, FD] = {}
         self.btf_fd: FD | None = None
         self.btf_error = ""
-        self.vmlinux: btf_module.Btf | None = None
         self.object_name = os.path.splitext(os.path.basename(spec.path))[0] or "object"
 
     def load(self) -> BpfObject:
@@ -169,16 +131,20 @@ class _Loader:
                 with contextlib.suppress(OSError):
                     fd.close()
             raise
-        # Closers run last-in first-out, after the links: programs, then maps, then BTF.
+        # Closers run last-in first-out, after the links and maps: programs, then BTF.
         closers: list[Callable[[], None]] = []
         if self.btf_fd is not None:
             closers.append(self.btf_fd.close)
         closers += [p.owner.close for p in programs.values()]
-        from bpfnb.link.attach import ElfObject
-
-        obj = ElfObject(self.object_name, programs, maps, closers=closers)
-        obj.pins = dict(self.pins)
-        obj.spec = self.spec  # type: ignore[attr-defined]
+        obj = BpfObject(
+            self.object_name,
+            programs,
+            maps,
+            drop_counters=maps.pop(DROP_COUNTER_MAP, None),
+            closers=closers,
+            pins=self.pins,
+            spec=self.spec,
+        )
         obj.btf_error = self.btf_error  # type: ignore[attr-defined]
         return obj
 
@@ -221,8 +187,6 @@ class _Loader:
     def _create(self, m: MapSpec, inner_fd: int = 0) -> FD:
         max_entries = m.max_entries
         if m.type == MapType.PERF_EVENT_ARRAY and max_entries == 0:
-            from bpfnb.maps import possible_cpus
-
             max_entries = len(possible_cpus())
         flags = m.flags | (BPF_F_RDONLY_PROG if m.readonly else 0)
         args: dict[str, Any] = {
@@ -295,8 +259,6 @@ class _Loader:
 
     def _pinned(self, m: MapSpec) -> FD | None:
         # An existing pin that matches the definition is reused: two loads share the map.
-        from bpfnb.elf import pinning
-
         if self.pin_root is None:
             return None
         path = pin_path(m, self.pin_root, self.pin_paths)
@@ -307,16 +269,12 @@ class _Loader:
         return None if fd is None else self._own(fd)
 
     def _pin(self, m: MapSpec, fd: FD) -> None:
-        from bpfnb.elf import pinning
-
         path = self.pins.get(m.name)
         if path is not None:
             pinning.pin(fd.fileno(), path)
 
-    def _wrap_maps(self) -> dict[str, Any]:
-        from bpfnb.maps import open_map
-
-        maps: dict[str, Any] = {}
+    def _wrap_maps(self) -> dict[str, Map]:
+        maps: dict[str, Map] = {}
         for name, m in self.spec.maps.items():
             fd = self.map_fds[name]
             max_entries = m.max_entries
@@ -341,11 +299,14 @@ class _Loader:
         programs: dict[str, Program] = {}
         for prog in self.spec.programs.values():
             fd = self._load_program(prog, fds)
-            programs[prog.name] = ElfProgram(
+            programs[prog.name] = Program(
                 name=prog.name,
                 fd=fd.fileno(),
-                type=prog.type_name,
+                type=ProgType(prog.type),
+                attach_kind=prog.attach_kind,
+                attach_target=prog.attach_target,
                 section=prog.section,
+                expected_attach_type=prog.expected_attach_type,
                 owner=fd,
                 spec=prog,
             )
@@ -391,26 +352,18 @@ class _Loader:
             raise self._verifier_error(prog, err) from None
         except OSError as err:
             if prog.type in (ProgType.TRACING, ProgType.LSM) and err.errno == errno.EPERM:
-                from bpfnb.link.fentry import tracing_load_error
-
-                raise tracing_load_error(err, prog.section) from err
+                raise features.tracing_load_error(err, prog.section) from err
             raise
 
     def _vmlinux(self, user: str) -> btf_module.Btf:
-        # The running kernel's BTF, parsed once per load.
-        if self.vmlinux is None:
-            try:
-                with open(VMLINUX_BTF, "rb") as f:
-                    self.vmlinux = btf_module.parse(f.read(), "vmlinux BTF")
-            except OSError as err:
-                raise KernelFeatureError(
-                    user, f"this kernel has no BTF ({VMLINUX_BTF}: {err.strerror})"
-                ) from err
-        return self.vmlinux
+        try:
+            return btf_module.vmlinux()
+        except OSError as err:
+            raise KernelFeatureError(
+                user, f"this kernel has no BTF ({VMLINUX_BTF}: {err.strerror})"
+            ) from err
 
     def _core(self, prog: ProgramSpec) -> bytes:
-        from bpfnb.elf.core import apply_core_relocations
-
         assert prog.btf is not None  # CO-RE relocations come from .BTF.ext, which needs .BTF
         target = self._vmlinux(f"CO-RE relocations of {prog.name!r}")
         return apply_core_relocations(
@@ -434,7 +387,7 @@ class _Loader:
             )
         return type_id
 
-    def _verifier_error(self, prog: ProgramSpec, err: VerifierError) -> ElfVerifierError:
+    def _verifier_error(self, prog: ProgramSpec, err: VerifierError) -> VerifierError:
         source = ""
         failing = err.failing_instruction
         head = failing.split(":", 1)[0].strip()
@@ -442,4 +395,4 @@ class _Loader:
             info = prog.source_line(int(head))
             if info is not None:
                 source = f"{os.path.basename(info.file)}:{info.line}: {info.source}"
-        return ElfVerifierError(prog.name, err.errno, err.log, source)
+        return VerifierError(prog.name, err.errno, err.log, source)

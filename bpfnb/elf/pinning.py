@@ -20,14 +20,12 @@ from __future__ import annotations
 import errno
 import os
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING
 
+from bpfnb.elf.spec import MapSpec
 from bpfnb.errors import PinError
-from bpfnb.sys import bpf
+from bpfnb.sys import bpf, mounts
 from bpfnb.sys.fd import FD
-
-if TYPE_CHECKING:
-    from bpfnb.elf.spec import MapSpec
+from bpfnb.sys.mounts import BPFFS
 
 __all__ = [
     "BPFFS",
@@ -45,26 +43,9 @@ __all__ = [
     "validate_pin_path",
 ]
 
-BPFFS = "/sys/fs/bpf"
 GLOBALS_DIR = "globals"
 PIN_NONE, PIN_OBJECT_NS, PIN_GLOBAL_NS, PIN_CUSTOM_NS = 0, 1, 2, 3
 LIBBPF_PIN_NONE, LIBBPF_PIN_BY_NAME = 0, 1
-BPF_FS_MAGIC = 0xCAFE4A11
-
-
-def _bpffs_root(path: str) -> str | None:
-    # The bpffs mount point that contains ``path`` (the longest match), if any.
-    best = None
-    with open("/proc/self/mounts") as mounts:
-        for line in mounts:
-            fields = line.split()
-            if len(fields) < 3 or fields[2] != "bpf":
-                continue
-            mount = fields[1]
-            inside = path == mount or path.startswith(mount.rstrip("/") + "/")
-            if inside and (best is None or len(mount) > len(best)):
-                best = mount
-    return best
 
 
 def validate_pin_path(path: str, root: str = BPFFS) -> str:
@@ -83,7 +64,7 @@ def validate_pin_path(path: str, root: str = BPFFS) -> str:
         raise PinError(f"pin path {path!r} has an empty component")
     full = path if path.startswith("/") else os.path.join(root, path)
     full = os.path.normpath(full)
-    if not full.startswith("/sys/fs/bpf/") and _bpffs_root(full) is None:
+    if not full.startswith("/sys/fs/bpf/") and mounts.bpffs_root(full) is None:
         raise PinError(f"pin path {full!r} is not on a bpf file system (expected under {BPFFS})")
     return full
 
@@ -129,11 +110,9 @@ def map_pin_path(
 
 
 def _ensure_bpffs(path: str) -> None:
-    if _bpffs_root(path) is None and path.startswith(BPFFS + "/"):
-        from bpfnb.doctor.mounts import ensure_bpffs
-
+    if mounts.bpffs_root(path) is None and path.startswith(BPFFS + "/"):
         try:
-            ensure_bpffs()
+            mounts.ensure_bpffs()
         except OSError as err:
             raise PinError(f"cannot mount the bpf file system at {BPFFS}: {err}") from err
 

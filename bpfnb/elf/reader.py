@@ -31,7 +31,7 @@ from bpfnb.elf.spec import (
 from bpfnb.errors import ElfError
 from bpfnb.sys.constants import MapType
 
-__all__ = ["read", "version_code"]
+__all__ = ["read"]
 
 EM_BPF = 247
 SHF_EXECINSTR = 0x4
@@ -775,15 +775,3 @@ class _Reader:
         if section.type == "SHT_LLVM_ADDRSIG" or section.type.startswith("SHT_0x"):
             return "ignored"
         return "ignored (not code, maps or data)"
-
-
-def version_code(release: str) -> int:
-    """``LINUX_VERSION_CODE`` of a kernel release string such as ``"6.18.0-1-amd64"``."""
-    parts = []
-    for piece in release.split("-")[0].split(".")[:3]:
-        digits = "".join(ch for ch in piece if ch.isdigit())
-        parts.append(int(digits) if digits else 0)
-    while len(parts) < 3:
-        parts.append(0)
-    major, minor, patch = parts
-    return (major << 16) | (minor << 8) | min(patch, 255)

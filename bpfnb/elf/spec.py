@@ -6,13 +6,13 @@ from __future__ import annotations
 import struct
 from collections.abc import Iterator, MutableMapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
+from bpfnb.elf.asm import Disassembly, disassemble_bytes
 from bpfnb.elf.btf import Btf, CoreRelocation, FuncInfo, LineInfo
+from bpfnb.elf.btf_layout import data_layout, layout_for
+from bpfnb.elf.variables import Variable, encode_value
+from bpfnb.frames import Layout
 from bpfnb.sys.constants import MapType, ProgType
-
-if TYPE_CHECKING:
-    from bpfnb.frames import Layout
 
 __all__ = [
     "Constants",
@@ -44,19 +44,6 @@ class Reference:
     kind: str
     map: str
     offset: int = 0
-
-
-@dataclass(frozen=True)
-class Variable:
-    """A global variable: where it lives in a data map, and its BTF type (0 when unknown)."""
-
-    name: str
-    map: str
-    offset: int
-    size: int
-    type_id: int = 0
-    signed: bool = False
-    integer: bool = True
 
 
 @dataclass
@@ -111,15 +98,11 @@ class MapSpec:
     @property
     def key_layout(self) -> Layout:
         """The key as a :class:`bpfnb.frames.Layout` (from BTF, or from its size)."""
-        from bpfnb.elf.btf_layout import layout_for
-
         return layout_for(self.btf, self.key_type_id, self.key_size, self.section, self.offset)
 
     @property
     def value_layout(self) -> Layout:
         """The value as a :class:`bpfnb.frames.Layout` (from BTF, or from its size)."""
-        from bpfnb.elf.btf_layout import data_layout, layout_for
-
         if self.layout == "data":
             return data_layout(self.btf, self.section, self.variables, self.value_size)
         return layout_for(self.btf, self.value_type_id, self.value_size, self.section, self.offset)
@@ -161,11 +144,11 @@ class ProgramSpec:
         """Number of 8-byte instruction slots."""
         return len(self.instructions) // 8
 
-    def disassemble(self) -> str:
+    def disassemble(self) -> Disassembly:
         """Readable eBPF assembly: map names at map loads, helper names, labels for jumps."""
-        from bpfnb.elf.asm import disassemble
-
-        return disassemble(self)
+        maps = {ref.insn: ref for ref in self.references}
+        lines = {info.insn: info for info in self.line_info}
+        return disassemble_bytes(self.instructions, self.functions, maps, lines)
 
     def source_line(self, insn: int) -> LineInfo | None:
         """The C line of instruction ``insn``, when the object has line info."""
@@ -238,29 +221,6 @@ class Constants(MutableMapping[str, object]):
 
     def __repr__(self) -> str:
         return "Constants(" + ", ".join(f"{k}={self[k]!r}" for k in self) + ")"
-
-
-def encode_value(var: Variable, value: object, data: bytes, byteorder: str) -> bytes:
-    """``data`` with ``var`` set to ``value`` (an int, or bytes of the variable's size)."""
-    if isinstance(value, bool):
-        value = int(value)
-    if isinstance(value, int):
-        if not var.integer or var.size not in (1, 2, 4, 8):
-            raise TypeError(f"{var.name} is not an integer; give bytes of size {var.size}")
-        low = -(1 << (8 * var.size - 1)) if var.signed else 0
-        high = (1 << (8 * var.size - (1 if var.signed else 0))) - 1
-        if not low <= value <= high:
-            raise ValueError(f"{var.name}: {value} does not fit in {var.size} bytes")
-        raw = value.to_bytes(var.size, byteorder, signed=var.signed)  # type: ignore[arg-type]
-    elif isinstance(value, (bytes, bytearray)):
-        if len(value) > var.size:
-            raise ValueError(f"{var.name}: {len(value)} bytes do not fit in {var.size}")
-        raw = bytes(value).ljust(var.size, b"\0")
-    elif isinstance(value, str):
-        return encode_value(var, value.encode(), data, byteorder)
-    else:
-        raise TypeError(f"{var.name}: cannot store a {type(value).__name__}")
-    return data[: var.offset] + raw + data[var.offset + var.size :]
 
 
 @dataclass

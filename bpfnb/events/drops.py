@@ -1,16 +1,23 @@
-"""Read the per-CPU drop counters that the ``%%bpf`` preamble keeps for each event map."""
+"""Read the per-CPU counts of events a program failed to submit.
+
+Both doors give a program the same hidden map for this: ``bpfnb_drops``, a per-CPU hash from
+the event map's name (``char[32]``) to a ``u64`` count. bcc cells get it from bpfnb's preamble,
+ELF objects from ``<bpfnb/counted.h>``.
+"""
 
 from __future__ import annotations
 
 import ctypes as ct
 import os
 
-from bpfnb.bcc.preamble import DROP_KEY_SIZE
 from bpfnb.sys import bpf
 from bpfnb.sys.cpus import possible_cpus
 from bpfnb.sys.fd import FD
 
-__all__ = ["DropCounter"]
+__all__ = ["DROP_COUNTER_MAP", "DROP_KEY_SIZE", "DropCounter"]
+
+DROP_COUNTER_MAP = "bpfnb_drops"
+DROP_KEY_SIZE = 32
 
 
 class DropCounter:

@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["Bitfield", "Layout", "ctype_c_name", "dtype_c_name", "layout_of"]
+__all__ = ["Bitfield", "Layout", "as_layout", "ctype_c_name", "dtype_c_name", "layout_of"]
 
 
 @dataclass(frozen=True)
@@ -154,3 +154,19 @@ def ctype_c_name(ctype: Any) -> str:
     if issubclass(ctype, ct._Pointer):
         return "void *"
     return _scalar_c_name(np.dtype(ctype))
+
+
+def as_layout(c_type: Any) -> Layout:
+    """The :class:`Layout` of a type given as a Layout, a numpy dtype or a ctypes type."""
+    if isinstance(c_type, Layout):
+        return c_type
+    if isinstance(c_type, type) and issubclass(
+        c_type, (ct._SimpleCData, ct.Structure, ct.Union, ct.Array)
+    ):
+        return layout_of(c_type)
+    try:
+        return Layout(np.dtype(c_type))
+    except TypeError as err:
+        raise TypeError(
+            f"expected a numpy dtype, a ctypes type or a Layout, not {c_type!r}"
+        ) from err

@@ -1,15 +1,18 @@
-"""Attaching loaded programs: one module per attach type, each returning a :class:`FdLink`
+"""Attaching loaded programs: one module per attach type, each returning a :class:`Link`
 whose idempotent ``close()`` detaches.
 
 Every function takes the program's fd first::
 
     link = attach_tracepoint(prog_fd, "syscalls:sys_enter_getppid")
     link.close()
+
+:func:`attach_by_kind` attaches where a program's name says (an ELF section, a bcc function
+name). :class:`bpfnb.BpfObject` calls these for you and records every link.
 """
 
-from bpfnb.link.attach import ElfObject, attach_elf_object
-from bpfnb.link.base import FdLink
+from bpfnb.link.auto import AUTO_KINDS, attach_by_kind
 from bpfnb.link.cgroup import attach_cgroup
+from bpfnb.link.fdlink import FdLink, Link
 from bpfnb.link.fentry import attach_fentry
 from bpfnb.link.kprobe import attach_kprobe
 from bpfnb.link.perf_event import attach_perf_event
@@ -21,11 +24,12 @@ from bpfnb.link.uprobe import attach_uprobe
 from bpfnb.link.xdp import attach_xdp
 
 __all__ = [
-    "ElfObject",
+    "AUTO_KINDS",
     "FdLink",
+    "Link",
     "SocketFilterLink",
+    "attach_by_kind",
     "attach_cgroup",
-    "attach_elf_object",
     "attach_fentry",
     "attach_kprobe",
     "attach_perf_event",

@@ -6,15 +6,14 @@ import contextlib
 import os
 
 from bpfnb.errors import AttachError
-from bpfnb.link.base import NOT_SUPPORTED, FdLink, attach_error
-from bpfnb.sys import bpf
+from bpfnb.link.fdlink import NOT_SUPPORTED, FdLink, attach_error
+from bpfnb.sys import bpf, mounts
 from bpfnb.sys.constants import AttachType
 from bpfnb.sys.fd import FD
 
-__all__ = ["CGROUP_ATTACH_TYPES", "attach_cgroup", "cgroup2_mount", "resolve_cgroup"]
+__all__ = ["CGROUP_ATTACH_TYPES", "attach_cgroup", "resolve_cgroup"]
 
 BPF_F_ALLOW_MULTI = 2
-CGROUP2_SUPER_MAGIC = 0x63677270
 
 #: Readable names of the cgroup attach types.
 CGROUP_ATTACH_TYPES: dict[str, AttachType] = {
@@ -40,20 +39,10 @@ CGROUP_ATTACH_TYPES: dict[str, AttachType] = {
 }
 
 
-def cgroup2_mount() -> str | None:
-    """Where the cgroup v2 hierarchy is mounted (``/sys/fs/cgroup`` or ``.../unified``)."""
-    with open("/proc/self/mounts") as mounts:
-        for line in mounts:
-            fields = line.split()
-            if len(fields) > 2 and fields[2] == "cgroup2":
-                return fields[1]
-    return None
-
-
 def resolve_cgroup(path: str) -> str:
     """An existing cgroup v2 directory: ``path`` itself, or relative to the cgroup2 mount."""
     candidates = [path]
-    root = cgroup2_mount()
+    root = mounts.mount_point_of("cgroup2")
     if root and not os.path.isabs(path):
         candidates.insert(0, os.path.join(root, path))
     for candidate in candidates:
@@ -84,7 +73,7 @@ def attach_cgroup(prog_fd: int, cgroup_path: str, attach_type: str | int = "ingr
     kind = _attach_type(attach_type)
     path = resolve_cgroup(cgroup_path)
     label = f"{path} ({kind.name.lower()})"
-    if _fs_magic(path) not in (CGROUP2_SUPER_MAGIC, None):
+    if mounts.fs_magic(path) not in (mounts.CGROUP2_SUPER_MAGIC, None):
         raise AttachError(f"cannot attach to cgroup {path}: not a cgroup v2 directory")
     cgroup = FD(os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC))
     try:
@@ -113,14 +102,3 @@ def attach_cgroup(prog_fd: int, cgroup_path: str, attach_type: str | int = "ingr
         cgroup.close()
 
     return FdLink("cgroup", label, steps=[detach])
-
-
-def _fs_magic(path: str) -> int | None:
-    import ctypes as ct
-
-    # struct statfs begins with f_type (a long); os.statvfs does not report it.
-    buf = (ct.c_long * 16)()
-    libc = ct.CDLL(None, use_errno=True)
-    if libc.statfs(path.encode(), buf) != 0:
-        return None
-    return int(buf[0]) & 0xFFFFFFFF

@@ -10,36 +10,22 @@ from __future__ import annotations
 import errno
 
 from bpfnb.errors import KernelFeatureError
-from bpfnb.link.base import FdLink, attach_error
-from bpfnb.sys.attrs import RawTracepointOpenAttr
-from bpfnb.sys.constants import Cmd
-from bpfnb.sys.fd import FD
-from bpfnb.sys.syscall import bpf
+from bpfnb.link.fdlink import FdLink, attach_error
+from bpfnb.sys import bpf
+from bpfnb.sys.features import TRACING_REFUSED
 
-__all__ = ["TRACING_REFUSED", "attach_fentry", "tracing_load_error"]
-
-TRACING_REFUSED = (
-    "this kernel refuses tracing programs (loading one fails with EPERM even as root): "
-    "there are no BPF trampolines here, so fentry/fexit cannot work; use a kprobe or a "
-    "tracepoint instead"
-)
-
-
-def tracing_load_error(err: OSError, section: str) -> Exception:
-    """The error to raise when loading the tracing program in ``section`` failed with ``err``."""
-    if err.errno == errno.EPERM:
-        return KernelFeatureError(f"fentry/fexit ({section})", TRACING_REFUSED)
-    return err
+__all__ = ["attach_fentry"]
 
 
 def attach_fentry(prog_fd: int, target: str = "", kind: str = "fentry") -> FdLink:
-    """Attach a loaded fentry/fexit/fmod_ret program where its load named (``target`` labels it).
+    """Attach a loaded fentry/fexit/fmod_ret/lsm program where its load named (``target`` and
+    ``kind`` label the link).
 
     BPF_RAW_TRACEPOINT_OPEN with a NULL name is the attach call that works on every kernel since
     tracing programs exist (5.5); it returns a link fd.
     """
     try:
-        link = FD(bpf(Cmd.RAW_TRACEPOINT_OPEN, RawTracepointOpenAttr(name=0, prog_fd=prog_fd)))
+        link = bpf.raw_tracepoint_open(None, prog_fd)
     except OSError as err:
         if err.errno == errno.EPERM:
             raise KernelFeatureError(f"{kind} {target}", TRACING_REFUSED) from err

@@ -6,7 +6,7 @@ import errno
 
 from bpfnb.errors import AttachError, KernelFeatureError
 from bpfnb.link import probes
-from bpfnb.link.base import FdLink, attach_error
+from bpfnb.link.fdlink import FdLink, attach_error
 from bpfnb.link.perf_event import bind_to_event
 from bpfnb.sys.features import KPROBES_MISSING
 

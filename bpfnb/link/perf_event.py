@@ -6,7 +6,7 @@ from __future__ import annotations
 import errno
 
 from bpfnb.errors import AttachError
-from bpfnb.link.base import NOT_SUPPORTED, FdLink, attach_error, online_cpus
+from bpfnb.link.fdlink import NOT_SUPPORTED, FdLink, attach_error, online_cpus
 from bpfnb.sys import bpf, perf
 from bpfnb.sys.constants import AttachType
 from bpfnb.sys.fd import FD

@@ -5,7 +5,7 @@ from __future__ import annotations
 import errno
 
 from bpfnb.errors import AttachError
-from bpfnb.link.base import FdLink, attach_error
+from bpfnb.link.fdlink import FdLink, attach_error
 from bpfnb.sys import bpf
 
 __all__ = ["attach_raw_tracepoint"]

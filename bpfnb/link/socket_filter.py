@@ -8,7 +8,7 @@ import os
 import socket
 
 from bpfnb.errors import AttachError
-from bpfnb.link.base import FdLink, attach_error
+from bpfnb.link.fdlink import FdLink, attach_error
 
 __all__ = ["SocketFilterLink", "attach_socket_filter", "open_packet_socket"]
 

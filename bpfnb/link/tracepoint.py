@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from bpfnb.errors import AttachError
-from bpfnb.link.base import FdLink, attach_error
+from bpfnb.link.fdlink import FdLink, attach_error
 from bpfnb.link.perf_event import bind_to_event
 from bpfnb.sys import perf, tracefs
 

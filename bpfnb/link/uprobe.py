@@ -6,8 +6,8 @@ import errno
 
 from bpfnb.errors import AttachError, KernelFeatureError
 from bpfnb.link import probes
-from bpfnb.link.base import FdLink, attach_error
 from bpfnb.link.binaries import find_binary, symbol_offset
+from bpfnb.link.fdlink import FdLink, attach_error
 from bpfnb.link.perf_event import bind_to_event
 
 __all__ = ["attach_uprobe", "resolve_uprobe"]

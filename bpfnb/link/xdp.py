@@ -6,7 +6,7 @@ import errno
 import socket
 
 from bpfnb.errors import AttachError, KernelFeatureError
-from bpfnb.link.base import FdLink, attach_error
+from bpfnb.link.fdlink import FdLink, attach_error
 from bpfnb.sys import bpf
 from bpfnb.sys.constants import AttachType
 

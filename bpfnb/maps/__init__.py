@@ -1,12 +1,12 @@
 """One :class:`Map` API over every BPF map fd, with batch-fast ``to_frame()``.
 
-``open_map`` wraps an fd given its key/value :class:`~bpfnb.frames.Layout`\\ s (the ELF loader
-uses it); ``from_bcc_table`` wraps a bcc table. Both pick the subclass for the map's type.
+:func:`open_map` wraps an fd given its type and key/value :class:`~bpfnb.frames.Layout`\\ s (both
+doors use it) and picks the subclass for the map's type.
 """
 
 from bpfnb.errors import MapError
 from bpfnb.maps.base import Map
-from bpfnb.maps.factory import MAP_CLASSES, from_bcc, from_bcc_table, open_map
+from bpfnb.maps.factory import MAP_CLASSES, PER_CPU_TYPES, opaque_layout, open_map
 from bpfnb.maps.snapshot import Snapshot
 from bpfnb.maps.stacks import StackTraceMap
 from bpfnb.maps.types import (
@@ -18,11 +18,14 @@ from bpfnb.maps.types import (
     LruPerCpuHashMap,
     PerCpuArrayMap,
     PerCpuHashMap,
+    QueueMap,
+    StackMap,
 )
 from bpfnb.sys.cpus import possible_cpus
 
 __all__ = [
     "MAP_CLASSES",
+    "PER_CPU_TYPES",
     "ArrayMap",
     "EventMap",
     "HashMap",
@@ -33,10 +36,11 @@ __all__ = [
     "MapError",
     "PerCpuArrayMap",
     "PerCpuHashMap",
+    "QueueMap",
     "Snapshot",
+    "StackMap",
     "StackTraceMap",
-    "from_bcc",
-    "from_bcc_table",
     "open_map",
+    "opaque_layout",
     "possible_cpus",
 ]

@@ -7,6 +7,7 @@ reads go through :func:`bpfnb.maps.snapshot.read_all`, one batch syscall per buf
 from __future__ import annotations
 
 import errno
+import weakref
 from collections.abc import Iterator, MutableMapping
 from typing import Any
 
@@ -17,6 +18,7 @@ from bpfnb.closing import Closing
 from bpfnb.errors import MapError
 from bpfnb.frames import Layout, columns
 from bpfnb.maps.convert import Codec
+from bpfnb.maps.histogram import histogram_frame, print_histogram
 from bpfnb.maps.snapshot import Snapshot, read_all, update_batch
 from bpfnb.sys import FD, MapType, bpf
 
@@ -66,6 +68,7 @@ class Map(Closing, MutableMapping[Any, Any]):
         self._keys = Codec(key, "key")
         self._values = Codec(value, "value")
         self._record_dtype = self._value_record_dtype()
+        self._owner: weakref.ref[Any] | None = None
 
     def _value_record_dtype(self) -> np.dtype:
         # What the kernel copies for one value; per-CPU maps override.
@@ -93,6 +96,16 @@ class Map(Closing, MutableMapping[Any, Any]):
     @property
     def closed(self) -> bool:
         return self._closed
+
+    @property
+    def owner(self) -> Any:
+        """The :class:`bpfnb.BpfObject` this map belongs to (None when standalone or gone)."""
+        return self._owner() if self._owner is not None else None
+
+    @owner.setter
+    def owner(self, obj: Any) -> None:
+        # A weak reference: the object holds its maps, not the other way round.
+        self._owner = weakref.ref(obj) if obj is not None else None
 
     def close(self) -> None:
         """Close the fd if this Map owns it. Idempotent."""
@@ -277,8 +290,6 @@ class Map(Closing, MutableMapping[Any, Any]):
         and its ``slot`` field (default: the next) is the slot; the frame then starts with the
         bucket column, one histogram per bucket.
         """
-        from bpfnb.maps.histogram import histogram_frame
-
         return histogram_frame(self, kind, bucket=bucket, slot=slot)
 
     def print_log2_hist(
@@ -289,8 +300,6 @@ class Map(Closing, MutableMapping[Any, Any]):
         strip_leading_zero: bool = False,
     ) -> None:
         """Print the log2 histogram as ASCII art, as bcc's ``print_log2_hist`` does."""
-        from bpfnb.maps.histogram import print_histogram
-
         print_histogram(
             self.to_histogram("log2"),
             "log2",
@@ -308,8 +317,6 @@ class Map(Closing, MutableMapping[Any, Any]):
         strip_leading_zero: bool = False,
     ) -> None:
         """Print the linear histogram as ASCII art, as bcc's ``print_linear_hist`` does."""
-        from bpfnb.maps.histogram import print_histogram
-
         print_histogram(
             self.to_histogram("linear"),
             "linear",

@@ -8,21 +8,29 @@ bucket field (one histogram per bucket) in front of the slot field.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import numpy as np
 import pandas as pd
 
 from bpfnb.errors import MapError
-from bpfnb.frames import columns
+from bpfnb.frames import Layout, columns
 from bpfnb.frames.table import HIDDEN_PREFIXES
-
-if TYPE_CHECKING:
-    from bpfnb.maps.base import Map
+from bpfnb.maps.snapshot import Snapshot
 
 __all__ = ["bounds", "histogram_frame", "format_histogram", "print_histogram"]
 
 _STARS = 40
+
+
+class Counts(Protocol):
+    """A map of counts, as a histogram reads it (any :class:`bpfnb.Map`)."""
+
+    name: str
+    per_cpu: bool
+    key_type: Layout
+
+    def snapshot(self) -> Snapshot: ...
 
 
 def bounds(slots: np.ndarray, kind: str) -> tuple[np.ndarray, np.ndarray]:
@@ -39,7 +47,7 @@ def bounds(slots: np.ndarray, kind: str) -> tuple[np.ndarray, np.ndarray]:
     return low.astype(np.uint64), high.astype(np.uint64)
 
 
-def _counts(m: Map) -> tuple[np.ndarray, np.ndarray]:
+def _counts(m: Counts) -> tuple[np.ndarray, np.ndarray]:
     snap = m.snapshot()
     values = snap.values["v"].sum(axis=1) if m.per_cpu else snap.values
     if values.dtype.names:
@@ -53,7 +61,7 @@ def _counts(m: Map) -> tuple[np.ndarray, np.ndarray]:
 
 
 def histogram_frame(
-    m: Map, kind: str = "log2", bucket: str | None = None, slot: str | None = None
+    m: Counts, kind: str = "log2", bucket: str | None = None, slot: str | None = None
 ) -> pd.DataFrame:
     """One row per slot, from the first slot to the last non-empty one (per bucket)."""
     counts, keys = _counts(m)

@@ -15,9 +15,6 @@ from dataclasses import dataclass
 import numpy as np
 
 from bpfnb.sys import bpf
-from bpfnb.sys.attrs import MapBatchAttr
-from bpfnb.sys.constants import Cmd
-from bpfnb.sys.syscall import bpf as bpf_syscall
 
 __all__ = ["Snapshot", "read_all", "update_batch"]
 
@@ -139,20 +136,12 @@ def update_batch(fd: int, keys: np.ndarray, values: np.ndarray, flags: int = 0) 
     values = np.ascontiguousarray(values)
     done = 0
     while done < len(keys):
-        attr = MapBatchAttr(
-            keys=bpf.pointer(keys[done:]),
-            values=bpf.pointer(values[done:]),
-            count=len(keys) - done,
-            map_fd=fd,
-            elem_flags=flags,
-        )
         try:
-            bpf_syscall(Cmd.MAP_UPDATE_BATCH, attr)
+            done += bpf.map_update_batch(fd, keys[done:], values[done:], len(keys) - done, flags)
         except OSError as err:
-            if done == 0 and attr.count == 0 and err.errno in _NO_BATCH:
+            if done == 0 and err.errno in _NO_BATCH:
                 for i in range(len(keys)):
                     bpf.map_update(fd, keys[i : i + 1], values[i : i + 1], flags)
                 return len(keys)
             raise
-        done += attr.count
     return done

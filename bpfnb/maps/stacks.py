@@ -1,15 +1,12 @@
 """Stack-trace maps, joined with the map that counts stack ids, as symbolised stacks.
 
 A ``BPF_MAP_TYPE_STACK_TRACE`` value is an array of instruction pointers, innermost first,
-ending at the first zero. Kernel addresses are named from ``/proc/kallsyms``; user addresses
-through bcc's symbolizer (per process), when bcc is installed.
+ending at the first zero. Kernel addresses are named from ``/proc/kallsyms``, user addresses
+from the process's mapped ELF files (:mod:`bpfnb.maps.symbols`).
 """
 
 from __future__ import annotations
 
-import bisect
-import functools
-import os
 from collections.abc import Callable
 from typing import Any
 
@@ -18,71 +15,12 @@ import pandas as pd
 
 from bpfnb.errors import MapError
 from bpfnb.maps.base import Map
+from bpfnb.maps.symbols import kernel_symbols, user_symbolizer
 
-__all__ = ["KernelSymbols", "StackTraceMap", "kernel_symbols", "user_symbolizer"]
+__all__ = ["UNKNOWN", "StackTraceMap"]
 
 #: Marks a stack the kernel could not take (a negative stack id, such as -EFAULT).
 UNKNOWN = "[unknown]"
-
-
-class KernelSymbols:
-    """Kernel text symbols from ``/proc/kallsyms``, looked up by address."""
-
-    def __init__(self, path: str = "/proc/kallsyms") -> None:
-        addresses: list[int] = []
-        names: list[str] = []
-        with open(path) as f:
-            for line in f:
-                parts = line.split()
-                if len(parts) < 3 or parts[1] not in "tTwW":
-                    continue
-                address = int(parts[0], 16)
-                if address:
-                    addresses.append(address)
-                    names.append(parts[2])
-        order = np.argsort(np.array(addresses, dtype=np.uint64), kind="stable")
-        self._addresses = [addresses[i] for i in order]
-        self._names = [names[i] for i in order]
-
-    def __len__(self) -> int:
-        return len(self._names)
-
-    def name(self, address: int) -> str:
-        """The symbol containing ``address``, or its hex form when none does."""
-        index = bisect.bisect_right(self._addresses, address) - 1
-        return self._names[index] if index >= 0 else f"{address:#x}"
-
-
-@functools.cache
-def kernel_symbols() -> KernelSymbols:
-    """The kernel's symbols, read once (addresses are zero unless root: then names are hex)."""
-    return KernelSymbols()
-
-
-def user_symbolizer(pid: int) -> Callable[[int], str]:
-    """A function naming user-space addresses of process ``pid``, through bcc's symbolizer.
-
-    Each call reads the process's current mappings, so libraries loaded since are known.
-    Without bcc, names are hex addresses; an address in a module without a symbol is
-    ``module+offset``.
-    """
-    try:
-        from bpfnb.bcc import import_bcc
-
-        cache = import_bcc().SymbolCache(pid)
-    except Exception:  # noqa: BLE001 - without bcc, addresses stay hex
-        return lambda address: f"{address:#x}"
-
-    def name(address: int) -> str:
-        symbol, offset, module = cache.resolve(address, True)
-        if symbol:
-            return symbol.decode(errors="replace") if isinstance(symbol, bytes) else str(symbol)
-        if module:
-            module = module.decode(errors="replace") if isinstance(module, bytes) else module
-            return f"{os.path.basename(module)}+{offset:#x}"
-        return f"{address:#x}"
-
-    return name
 
 
 class StackTraceMap(Map):

@@ -5,11 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from bpfnb.errors import MapError
-from bpfnb.frames import percpu_columns
+from bpfnb.frames import Layout, columns, percpu_columns
 from bpfnb.maps.base import Map
-from bpfnb.maps.snapshot import Snapshot
+from bpfnb.maps.snapshot import Snapshot, update_batch
+from bpfnb.sys import bpf
 from bpfnb.sys.cpus import possible_cpus
 
 __all__ = [
@@ -21,6 +23,8 @@ __all__ = [
     "LruPerCpuHashMap",
     "PerCpuArrayMap",
     "PerCpuHashMap",
+    "QueueMap",
+    "StackMap",
 ]
 
 
@@ -70,8 +74,6 @@ class ArrayMap(Map):
         return frame
 
     def _write_back(self, snap: Snapshot) -> None:
-        from bpfnb.maps.snapshot import update_batch
-
         update_batch(self.fd, snap.keys, np.ascontiguousarray(snap.values))
 
 
@@ -147,10 +149,111 @@ class PerCpuArrayMap(_PerCpu, ArrayMap):
 
 
 class EventMap(Map):
-    """A perf event array or ring buffer: its data arrives as events, not entries."""
+    """A perf event array or ring buffer: its data arrives as events, not entries.
+
+    ``event_type`` is the event's :class:`~bpfnb.frames.Layout` when the loader knows it (bcc
+    learns it from the program's submit calls); ``obj.stream(name)`` reads the events.
+    """
+
+    event_type: Layout | None = None
+    #: Why ``event_type`` is unknown, when it is.
+    event_type_note: str = ""
 
     def snapshot(self, clear: bool = False, batch_size: int | None = None) -> Snapshot:
         raise MapError(
             f"{self.name}: a {self.type_name} map carries events, not entries; read it with "
             f"obj.stream({self.name!r})"
         )
+
+
+class QueueMap(Map):
+    """``BPF_MAP_TYPE_QUEUE``: values without keys, first in first out.
+
+    :meth:`push`, :meth:`pop` and :meth:`peek` work on one value; :meth:`to_frame` reads them
+    all, which empties the map unless it puts them back (``drain=False``, the default).
+    """
+
+    def _no_keys(self, *_: Any) -> Any:
+        raise MapError(
+            f"{self.name}: a {self.type_name} map has no keys; use push(), pop(), peek() or "
+            "to_frame()"
+        )
+
+    __getitem__ = __setitem__ = __delitem__ = _no_keys
+
+    def __contains__(self, key: object) -> bool:
+        return bool(self._no_keys())
+
+    def __iter__(self) -> Any:
+        return self._no_keys()
+
+    def __len__(self) -> int:
+        # The kernel keeps no count a reader could ask for: counting means popping everything.
+        return len(self._pop_all(restore=True))
+
+    def snapshot(self, clear: bool = False, batch_size: int | None = None) -> Snapshot:
+        values = self._pop_all(restore=not clear)
+        return Snapshot(np.zeros(len(values), dtype=np.uint32), values, batched=False)
+
+    def push(self, value: Any, overwrite: bool = False) -> None:
+        """Add ``value``; when the map is full, ``overwrite=True`` drops the oldest (BPF_EXIST),
+        else :class:`MapError`."""
+        try:
+            bpf.map_update(
+                self.fd, None, self._pack_value(value), bpf.BPF_EXIST if overwrite else 0
+            )
+        except OSError as err:
+            raise self._error(err, "pushing", value) from err
+
+    def pop(self) -> Any:  # type: ignore[override]  # a queue pops values, not keys
+        """Remove and return the next value; ``KeyError`` when the map is empty."""
+        record = np.zeros(1, dtype=self._record_dtype)
+        if not bpf.map_lookup_and_delete(self.fd, None, record):
+            raise KeyError(f"{self.name} is empty")
+        return self._unpack_value(record)
+
+    def peek(self) -> Any:
+        """The next value, left in place; ``KeyError`` when the map is empty."""
+        record = np.zeros(1, dtype=self._record_dtype)
+        if not bpf.map_lookup(self.fd, None, record):
+            raise KeyError(f"{self.name} is empty")
+        return self._unpack_value(record)
+
+    def clear(self) -> None:
+        self._pop_all(restore=False)
+
+    def to_frame(self, per_cpu: bool = True, clear: bool = False, drain: bool = False) -> Any:
+        """Every value, in the order :meth:`pop` returns them, as a DataFrame.
+
+        Reading a queue or stack pops it. With ``drain`` (or ``clear``) the values stay out;
+        by default they are pushed back in the same order, which is not atomic: a program that
+        pushes meanwhile interleaves. ``frame.attrs["drained"]`` says which happened.
+        """
+        drained = drain or clear
+        values = self._pop_all(restore=not drained)
+        frame = pd.DataFrame(columns(values, self.value_type, "value"), copy=False)
+        frame.attrs["drained"] = drained
+        return frame
+
+    def _pop_all(self, restore: bool) -> np.ndarray:
+        popped = []
+        while True:
+            record = np.zeros(1, dtype=self._record_dtype)
+            if not bpf.map_lookup_and_delete(self.fd, None, record):
+                break
+            popped.append(record)
+        values = np.concatenate(popped) if popped else np.zeros(0, dtype=self._record_dtype)
+        if restore:
+            for record in self._restore_order(values):
+                bpf.map_update(self.fd, None, record[None])
+        return values
+
+    def _restore_order(self, values: np.ndarray) -> np.ndarray:
+        return values  # a queue pops oldest first: pushing in that order rebuilds it
+
+
+class StackMap(QueueMap):
+    """``BPF_MAP_TYPE_STACK``: values without keys, last in first out (see :class:`QueueMap`)."""
+
+    def _restore_order(self, values: np.ndarray) -> np.ndarray:
+        return values[::-1]  # a stack pops newest first: push the oldest back first

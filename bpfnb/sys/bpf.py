@@ -43,8 +43,10 @@ __all__ = [
     "map_get_next_key",
     "map_info",
     "map_lookup",
+    "map_lookup_and_delete",
     "map_lookup_batch",
     "map_update",
+    "map_update_batch",
     "obj_get",
     "obj_pin",
     "pointer",
@@ -138,6 +140,19 @@ def map_lookup(map_fd: int, key: Any, value: Any, flags: int = 0) -> bool:
     return True
 
 
+def map_lookup_and_delete(map_fd: int, key: Any, value: Any) -> bool:
+    """Copy the value of ``key`` into ``value`` and delete it (a queue or stack map's pop, with
+    ``key`` None); False when there is none."""
+    attr = MapElemAttr(map_fd=map_fd, key=pointer(key), value=pointer(value))
+    try:
+        bpf(Cmd.MAP_LOOKUP_AND_DELETE_ELEM, attr)
+    except OSError as err:
+        if err.errno == errno.ENOENT:
+            return False
+        raise
+    return True
+
+
 def map_update(map_fd: int, key: Any, value: Any, flags: int = BPF_ANY) -> None:
     """Insert or replace ``key`` (BPF_MAP_UPDATE_ELEM)."""
     attr = MapElemAttr(map_fd=map_fd, key=pointer(key), value=pointer(value), flags=flags)
@@ -211,6 +226,18 @@ def map_lookup_batch(
             return BatchResult(attr.count, True)
         raise
     return BatchResult(attr.count, False)
+
+
+def map_update_batch(map_fd: int, keys: Any, values: Any, count: int, flags: int = 0) -> int:
+    """Write ``count`` entries from ``keys``/``values`` (BPF_MAP_UPDATE_BATCH).
+
+    Returns how many were written; the kernel may stop early and the caller goes on from there.
+    """
+    attr = MapBatchAttr(
+        keys=pointer(keys), values=pointer(values), count=count, map_fd=map_fd, elem_flags=flags
+    )
+    bpf(Cmd.MAP_UPDATE_BATCH, attr)
+    return int(attr.count)
 
 
 def map_freeze(map_fd: int) -> None:
@@ -329,11 +356,15 @@ def prog_get_fd_by_id(prog_id: int) -> FD:
 # -- attaching -----------------------------------------------------------------------------------
 
 
-def raw_tracepoint_open(name: str, prog_fd: int) -> FD:
-    """Attach a raw tracepoint program; closing the returned fd detaches it."""
-    name_buf = ct.create_string_buffer(name.encode())
-    attr = RawTracepointOpenAttr(name=ct.addressof(name_buf), prog_fd=prog_fd)
-    return _fd(Cmd.RAW_TRACEPOINT_OPEN, attr, f"attaching raw tracepoint {name!r}")
+def raw_tracepoint_open(name: str | None, prog_fd: int) -> FD:
+    """Attach a raw tracepoint program to ``name``, or (``None``) a tracing program (fentry,
+    fexit, lsm...) where its load named; closing the returned fd detaches it."""
+    name_buf = ct.create_string_buffer(name.encode()) if name is not None else None
+    attr = RawTracepointOpenAttr(
+        name=ct.addressof(name_buf) if name_buf is not None else 0, prog_fd=prog_fd
+    )
+    what = f"raw tracepoint {name!r}" if name is not None else "a tracing program"
+    return _fd(Cmd.RAW_TRACEPOINT_OPEN, attr, f"attaching {what}")
 
 
 def link_create(

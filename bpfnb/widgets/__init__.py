@@ -5,11 +5,11 @@ interval and a status line, and stops when its BpfObject closes. Without a brows
 ``refresh()`` updates it once and ``.data`` holds what it shows.
 """
 
-from bpfnb.widgets.base import LiveView
-from bpfnb.widgets.eventlog import EventLog
-from bpfnb.widgets.histogram import LiveHistogram
-from bpfnb.widgets.rate import LiveRate
+from bpfnb.widgets.event_log import EventLog
+from bpfnb.widgets.live_histogram import LiveHistogram
+from bpfnb.widgets.live_rate import LiveRate
+from bpfnb.widgets.live_table import LiveTable
 from bpfnb.widgets.show import show
-from bpfnb.widgets.table import LiveTable
+from bpfnb.widgets.view import LiveView
 
 __all__ = ["EventLog", "LiveHistogram", "LiveRate", "LiveTable", "LiveView", "show"]

@@ -8,6 +8,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from bpfnb.frames import columns
+
 __all__ = ["key_columns", "numeric_columns", "value_column"]
 
 _PER_CPU = re.compile(r"\.cpu\d+$")  # Map.to_frame()'s per-CPU columns beside each total
@@ -21,8 +23,6 @@ def key_columns(source: Any, data: pd.DataFrame) -> list[str]:
     layout = getattr(source, "key_type", None)
     dtype = getattr(layout, "dtype", None)
     if layout is not None and dtype is not None:
-        from bpfnb.frames import columns
-
         fields = list(columns(np.zeros(0, dtype=dtype), layout))
         found = [c for c in fields if c in data.columns]
         if found:

@@ -5,11 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 from bpfnb.sys.constants import MapType
-from bpfnb.widgets.base import LiveView
-from bpfnb.widgets.eventlog import EventLog
-from bpfnb.widgets.histogram import KINDS, LiveHistogram
-from bpfnb.widgets.rate import LiveRate
-from bpfnb.widgets.table import LiveTable
+from bpfnb.widgets.event_log import EventLog
+from bpfnb.widgets.live_histogram import KINDS, LiveHistogram
+from bpfnb.widgets.live_rate import LiveRate
+from bpfnb.widgets.live_table import LiveTable
+from bpfnb.widgets.view import LiveView
 
 __all__ = ["VIEW_KINDS", "show"]
 

@@ -55,7 +55,7 @@ def main() -> None:
     args = parser.parse_args()
     binary = readline_binary(args.bash)
     with bpfnb.bcc.compile(PROGRAM, name="bash_readline", attach=False) as obj:
-        obj.attach_uprobe(binary, "readline", "on_readline_return", ret=True)
+        obj.attach_uprobe("on_readline_return", binary, "readline", ret=True)
         stream = obj.stream("lines")
         print(f"watching readline() in {binary}: type commands in a bash shell", flush=True)
         deadline = None if args.duration is None else time.monotonic() + args.duration

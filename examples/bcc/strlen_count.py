@@ -12,7 +12,6 @@ import argparse
 import time
 
 import bpfnb.bcc
-from bpfnb.link import attach_uprobe
 
 PROGRAM = r"""
 #include <uapi/linux/ptrace.h>
@@ -40,11 +39,9 @@ def main() -> None:
     args = parser.parse_args()
     with bpfnb.bcc.compile(PROGRAM, name="strlen_count", attach=False) as obj:
         # glibc's strlen is an IFUNC: its symbol is a resolver that picks an implementation for
-        # the CPU. bcc 0.26 probes the resolver itself; bpfnb.link asks the dynamic linker for
-        # the implementation, so the program is loaded by bcc and attached by bpfnb.
-        prog = obj.load("count_strlen", 2)  # BPF_PROG_TYPE_KPROBE
-        link = attach_uprobe(prog.fd, "c", "strlen", pid=args.pid)
-        obj.add_link("count_strlen", link)
+        # the CPU. bcc 0.26 probes the resolver itself; bpfnb asks the dynamic linker for the
+        # implementation.
+        obj.attach_uprobe("count_strlen", "c", "strlen", pid=args.pid)
         print("counting strlen() arguments", flush=True)
         deadline = None if args.duration is None else time.monotonic() + args.duration
         try:

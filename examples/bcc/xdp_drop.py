@@ -14,7 +14,6 @@ import argparse
 import time
 
 import bpfnb.bcc
-from bpfnb.link import attach_xdp
 
 PROGRAM = r"""
 #include <uapi/linux/bpf.h>
@@ -49,8 +48,7 @@ def main() -> None:
     args = parser.parse_args()
     defines = {"DROP_PROTOCOL": PROTOCOLS[args.protocol]}
     with bpfnb.bcc.compile(PROGRAM, defines=defines, name="xdp_drop", attach=False) as obj:
-        prog = obj.load("xdp_drop", 6)  # BPF_PROG_TYPE_XDP
-        link = obj.add_link("xdp_drop", attach_xdp(prog.fd, args.interface, args.mode))
+        link = obj.attach_xdp("xdp_drop", args.interface, args.mode)
         print(f"XDP on {link.target}: dropping {args.protocol}", flush=True)
         names = {number: name for name, number in PROTOCOLS.items()}
         deadline = None if args.duration is None else time.monotonic() + args.duration

@@ -14,7 +14,7 @@ import socket
 import time
 from pathlib import Path
 
-from bpfnb.link.elfcell import load_elf_cell
+from bpfnb.elf import load_source
 
 SOURCE = Path(__file__).with_suffix(".bpf.c")
 PROTOCOLS = {1: "icmp", 6: "tcp", 17: "udp", 58: "icmpv6"}
@@ -25,7 +25,7 @@ def main() -> None:
     parser.add_argument("--interface", default="lo")
     parser.add_argument("--duration", type=float, default=None, help="stop after SECONDS")
     args = parser.parse_args()
-    with load_elf_cell(SOURCE.read_text(), name="socket_filter") as obj:
+    with load_source(SOURCE.read_text(), name="socket_filter") as obj:
         link = obj.attach_socket_filter("count_protocols", args.interface)
         print(f"counting packets on {link.target}")
         deadline = None if args.duration is None else time.monotonic() + args.duration

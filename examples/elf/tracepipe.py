@@ -15,7 +15,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from bpfnb.link.elfcell import load_elf_cell
+from bpfnb.elf import load_source
 from bpfnb.sys import tracefs
 
 SOURCE = Path(__file__).with_suffix(".bpf.c")
@@ -30,7 +30,7 @@ def main() -> None:
         raise SystemExit("tracefs is not mounted: run `python -m bpfnb doctor --fix`")
     pipe = os.open(os.path.join(root, "trace_pipe"), os.O_RDONLY | os.O_NONBLOCK)
     try:
-        with load_elf_cell(SOURCE.read_text(), name="tracepipe"):
+        with load_source(SOURCE.read_text(), name="tracepipe"):
             print("following the trace pipe (run some programs)", flush=True)
             subprocess.run(["true"], check=False)  # one exec of our own to show
             deadline = None if args.duration is None else time.monotonic() + args.duration

@@ -12,7 +12,7 @@ import argparse
 import time
 from pathlib import Path
 
-from bpfnb.link.elfcell import load_elf_cell
+from bpfnb.elf import load_source
 
 SOURCE = Path(__file__).with_suffix(".bpf.c")
 
@@ -21,7 +21,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--duration", type=float, default=None, help="stop after SECONDS")
     args = parser.parse_args()
-    with load_elf_cell(SOURCE.read_text(), name="tracepoint_counter") as obj:
+    with load_source(SOURCE.read_text(), name="tracepoint_counter") as obj:
         print(f"counting openat() calls: {obj.programs['count_openat'].attach_points}")
         deadline = None if args.duration is None else time.monotonic() + args.duration
         try:

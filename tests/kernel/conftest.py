@@ -26,7 +26,8 @@ def _bpf_syscall_works() -> str:
 def _bcc_works() -> str:
     try:
         from bpfnb.bcc import import_bcc
-        from bpfnb.doctor import headers, mounts
+        from bpfnb.doctor import headers
+        from bpfnb.sys import mounts
 
         mounts.ensure_tracefs()
         headers.link_nearest()

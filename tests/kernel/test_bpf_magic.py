@@ -39,7 +39,7 @@ def shell(bcc_ok: None):
 
 def _count(obj) -> int:
     # Read through bcc's own table, so these tests do not depend on the Map layer.
-    return int(obj.bcc[b"calls"][0].value)
+    return int(obj.loader.bpf[b"calls"][0].value)
 
 
 def test_exact_getppid_count_filtered_by_define(shell) -> None:
@@ -107,12 +107,14 @@ int count_getpid(struct pt_regs *ctx) {
 """
     shell.run_cell("import threading")
     obj = shell.run_cell_magic("bpf", "up -D TID={threading.get_native_id()}", body)
-    obj.attach_uprobe("c", "getpid", "count_getpid")
+    obj.attach_uprobe("count_getpid", "c", "getpid")
     libc = ctypes.CDLL("libc.so.6")
     for _ in range(123):
         libc.getpid()
     assert _count(obj) == 123
-    assert obj.programs["count_getpid"].attach_points == ["uprobe:c:getpid"]
+    # The attach point names the library the linker would load for "c".
+    (point,) = obj.programs["count_getpid"].attach_points
+    assert point.startswith("uprobe:/") and point.endswith("/libc.so.6:getpid")
 
 
 def test_socket_filter_counts_packets_sent_to_lo(shell) -> None:
@@ -136,7 +138,7 @@ int count_udp(struct __sk_buff *skb) {
 }
 """
     obj = shell.run_cell_magic("bpf", f"sock -D PORT={port}", body)
-    obj.attach_raw_socket("count_udp", "lo")
+    obj.attach_socket_filter("count_udp", "lo")
     sender = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     with sender, receiver:
         for _ in range(40):
@@ -190,7 +192,7 @@ def test_two_hundred_reruns_leak_nothing(shell) -> None:
     loaded = _program_ids(shell.user_ns["loop"])
     replaced = []
     for _ in range(199):
-        replaced.append(weakref.ref(shell.user_ns["loop"].bcc))
+        replaced.append(weakref.ref(shell.user_ns["loop"].loader.bpf))
         shell.run_cell_magic("bpf", "loop -D PID={os.getpid()}", GETPPID_COUNTER)
         loaded |= _program_ids(shell.user_ns["loop"])
     gc.collect()

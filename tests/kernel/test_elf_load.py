@@ -14,8 +14,8 @@ import uuid
 import pytest
 
 import bpfnb
-from bpfnb.doctor.probes import vmlinux_function_btf_id
-from bpfnb.elf import ElfVerifierError, load, load_elf, read
+from bpfnb.doctor.trials import vmlinux_function_btf_id
+from bpfnb.elf import load, load_elf, read
 from bpfnb.errors import AttachError, KernelFeatureError, VerifierError
 from bpfnb.link import attach_tracepoint
 from bpfnb.sys import bpf
@@ -210,7 +210,7 @@ def test_verifier_rejection_gives_log_and_c_line(clang_build):
     with pytest.raises(VerifierError) as caught:
         load(clang_build("elf_reject"))
     err = caught.value
-    assert isinstance(err, ElfVerifierError) and err.program == "unchecked"
+    assert isinstance(err, VerifierError) and err.program == "unchecked"
     assert "invalid mem access" in err.summary and "map_value_or_null" in err.log
     assert err.failing_instruction.startswith("7:")
     assert err.source.startswith("elf_reject.c:") and "return (int)*value;" in err.source
@@ -239,23 +239,25 @@ def test_fentry_needs_trampolines(clang_build):
             load(path)
     else:
         with load(path) as obj:
-            assert obj.programs["on_openat2"].type == "tracing"
+            assert obj.programs["on_openat2"].type_name == "tracing"
 
 
-def test_attach_needs_the_attach_layer(clang_build, monkeypatch):
-    import bpfnb.link
+def test_load_elf_attaches_by_section_and_rolls_back_on_failure(clang_build, monkeypatch):
+    import bpfnb.object
 
     path = clang_build("elf_samples_maps")
-    monkeypatch.delattr(bpfnb.link, "attach_elf_object", raising=False)
+    with bpfnb.load_elf(path) as obj:
+        assert obj.programs["on_getppid"].section.startswith("tracepoint/")
+        assert obj.programs["on_getppid"].attach_points == ["tracepoint:syscalls:sys_enter_getppid"]
     before = open_fds()
-    with pytest.raises(AttachError, match="attach=False"):
+
+    def refuse(*args):
+        raise AttachError("refused here")
+
+    monkeypatch.setattr(bpfnb.object, "attach_by_kind", refuse)
+    with pytest.raises(AttachError, match="refused here"):
         bpfnb.load_elf(path)
     assert open_fds() == before
-
-    attached = []
-    monkeypatch.setattr(bpfnb.link, "attach_elf_object", attached.append, raising=False)
-    with bpfnb.load_elf(path) as obj:
-        assert attached == [obj] and obj.programs["on_getppid"].section.startswith("tracepoint/")
 
 
 def test_pinning_by_name_and_gobpf_namespace(clang_build):
@@ -308,8 +310,7 @@ def test_callback_runs_through_bpf_loop(clang_build):
 
 
 def test_kconfig_externs_hold_the_running_kernels_values(clang_build):
-    from bpfnb.elf.kconfig import kernel_config
-    from bpfnb.elf.reader import version_code
+    from bpfnb.elf.kconfig import kernel_config, version_code
 
     config = kernel_config()
     with load(clang_build("elf_kconfig")) as obj:

@@ -10,9 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from bpfnb.elf.compiler import elf_cflags
 from bpfnb.elf.loader import load_elf
-from bpfnb.events import open_stream
-from bpfnb.link.elfcell import elf_cflags
 from tests.conftest import need
 
 SOURCE = r"""
@@ -85,8 +84,8 @@ def events_object(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_elf_ring_and_perf_streams_get_every_event(events_object: Path) -> None:
     n = 500
     with load_elf(events_object, constants={"target_pid": os.getpid()}) as obj:
-        ring = open_stream(obj, "ring", event_type=Event)
-        perf = open_stream(obj, "perf", event_type=Event)
+        ring = obj.stream("ring", event_type=Event)
+        perf = obj.stream("perf", event_type=Event)
         for _ in range(n):
             os.getppid()
         ring.poll()

@@ -16,7 +16,6 @@ import pytest
 
 import bpfnb
 from bpfnb.errors import BpfError
-from bpfnb.events import open_stream
 from bpfnb.sys import bpf
 
 # One event per getppid() from PID. ``seq`` numbers the events 0, 1, 2, ... in submit order.
@@ -337,7 +336,7 @@ def test_variable_size_records_decode_with_zero_padding(bcc_ok: None, kind: str)
     rounds, per_round = 40, 100
     obj = _compile(kind, ring_pages=1, text=VARIABLE_PROGRAM)
     try:
-        stream = open_stream(obj, "events", perf_pages=1)
+        stream = obj.stream("events", perf_pages=1)
         for _ in range(rounds):
             _produce(per_round)
             stream.poll()

@@ -14,10 +14,11 @@ from pathlib import Path
 
 import pytest
 
+from bpfnb import BpfObject
+from bpfnb.elf.compiler import elf_cflags
 from bpfnb.elf.loader import load_elf
 from bpfnb.errors import KernelFeatureError
-from bpfnb.link import ElfObject, attach_uprobe, probes
-from bpfnb.link.elfcell import elf_cflags
+from bpfnb.link import attach_uprobe, probes
 from tests.conftest import need
 from tests.kernel.test_link_network import (
     PAYLOAD,
@@ -48,9 +49,9 @@ def link_all(clang_build, target_lib: Path) -> Path:
     return clang_build("link_all", f'-DTARGET_LIB="{target_lib}"', *elf_cflags())
 
 
-def load_all(path: Path, **constants: object) -> ElfObject:
+def load_all(path: Path, **constants: object) -> BpfObject:
     obj = load_elf(path, constants={"target_pid": os.getpid(), **CONSTANTS, **constants})
-    assert isinstance(obj, ElfObject)
+    assert isinstance(obj, BpfObject)
     return obj
 
 

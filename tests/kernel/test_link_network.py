@@ -14,8 +14,8 @@ import pytest
 
 from bpfnb.errors import AttachError
 from bpfnb.link import attach_cgroup, attach_socket_filter, attach_xdp
-from bpfnb.link.cgroup import cgroup2_mount
 from bpfnb.sys.constants import AttachType, ProgType
+from bpfnb.sys.mounts import mount_point_of
 from tests.conftest import need
 from tests.kernel.test_link_support import (
     EXIT_0,
@@ -118,7 +118,7 @@ def test_socket_filter_errors() -> None:
 
 @pytest.fixture
 def cgroup_dir():
-    root = cgroup2_mount()
+    root = mount_point_of("cgroup2")
     need(root is not None, "no cgroup v2 hierarchy is mounted")
     path = os.path.join(str(root), f"bpfnb-test-{os.getpid()}")
     os.mkdir(path)

@@ -217,7 +217,7 @@ def test_kprobes_refused_with_the_reason_here() -> None:
 
 
 def test_fentry_refused_with_the_reason_here() -> None:
-    from bpfnb.link.fentry import tracing_load_error
+    from bpfnb.sys.features import tracing_load_error
 
     try:
         prog = bpf.prog_load(

@@ -181,8 +181,7 @@ def test_key_by_key_fallback_when_the_kernel_has_no_batch_ops(monkeypatch) -> No
 
 
 def test_stack_trace_maps_have_no_batch_ops_and_still_read(bcc_ok: None) -> None:
-    from bpfnb.bcc import import_bcc
-    from bpfnb.maps import from_bcc_table
+    from bpfnb.bcc import from_bcc_table, import_bcc
 
     program = import_bcc().BPF(
         text="BPF_STACK_TRACE(stacks, 16);"
@@ -229,8 +228,7 @@ def test_close_is_idempotent_and_only_closes_an_owned_fd() -> None:
 
 
 def test_from_bcc_reads_percpu_values_bcc_cannot(bcc_ok: None) -> None:
-    from bpfnb.bcc import import_bcc
-    from bpfnb.maps import from_bcc
+    from bpfnb.bcc import from_bcc, import_bcc
 
     program = import_bcc().BPF(
         text="struct v_t { u32 a; u32 b; u32 c; };"

@@ -8,7 +8,7 @@ from collections import Counter
 
 import pytest
 
-from bpfnb.maps import from_bcc_table
+from bpfnb.bcc import from_bcc_table
 
 PROGRAM = r"""
 struct section_t { u32 whence; u64 slot; };

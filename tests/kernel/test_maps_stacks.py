@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from bpfnb.maps import StackTraceMap, from_bcc_table
+from bpfnb.bcc import from_bcc_table
+from bpfnb.maps import StackTraceMap
 from tests.conftest import need
 
 LIBRARY = """

@@ -12,6 +12,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from bpfnb.bcc import from_bcc_table
 from bpfnb.maps import (
     ArrayMap,
     LpmTrieMap,
@@ -19,7 +20,6 @@ from bpfnb.maps import (
     Map,
     PerCpuArrayMap,
     PerCpuHashMap,
-    from_bcc_table,
     possible_cpus,
 )
 from tests.conftest import need

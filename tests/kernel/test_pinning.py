@@ -99,8 +99,8 @@ def pin_root(namespace: str) -> str:
 
 
 def test_two_loads_share_a_libbpf_pinned_map(clang_build, pin_root: str) -> None:
+    from bpfnb.elf.compiler import elf_cflags
     from bpfnb.elf.loader import load_elf
-    from bpfnb.link.elfcell import elf_cflags
 
     path = clang_build("link_pinned_btf", *elf_cflags())
     pid = {"target_pid": os.getpid()}
@@ -123,8 +123,8 @@ def test_two_loads_share_a_libbpf_pinned_map(clang_build, pin_root: str) -> None
 
 
 def test_gobpf_pinning_through_the_loader(clang_build, pin_root: str) -> None:
+    from bpfnb.elf.compiler import elf_cflags
     from bpfnb.elf.loader import load_elf
-    from bpfnb.link.elfcell import elf_cflags
 
     path = clang_build("link_pinned_gobpf", *elf_cflags())
     with pytest.raises(PinError, match="PIN_CUSTOM_NS needs a path"):
@@ -143,8 +143,8 @@ def test_gobpf_pinning_through_the_loader(clang_build, pin_root: str) -> None:
 
 
 def test_nothing_is_pinned_without_a_pin_root(clang_build) -> None:
+    from bpfnb.elf.compiler import elf_cflags
     from bpfnb.elf.loader import load_elf
-    from bpfnb.link.elfcell import elf_cflags
 
     path = clang_build("link_pinned_btf", *elf_cflags())
     with load_elf(path, attach=False) as obj:

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 from bpfnb.elf import read
+from bpfnb.elf.kconfig import version_code
 from bpfnb.elf.loader import kernel_name
-from bpfnb.elf.reader import version_code
-from bpfnb.elf.spec import Variable, encode_value
+from bpfnb.elf.variables import Variable, encode_value
 
 
 def test_encode_value_checks_width_and_sign():

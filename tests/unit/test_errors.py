@@ -31,7 +31,7 @@ def test_kernel_feature_error_says_why() -> None:
 
 
 def test_diagnostics_map_shifted_lines_back_to_the_cell() -> None:
-    from bpfnb.bcc.diagnostics import parse_diagnostics
+    from bpfnb.diagnostics import parse_diagnostics
 
     cell = "int a;\n\nint f() {\n    return slot;\n}\n"
     output = (

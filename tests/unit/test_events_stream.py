@@ -11,10 +11,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bpfnb.events import as_layout
 from bpfnb.events.records import Batch
 from bpfnb.events.stream import EventStream, StreamStats
-from bpfnb.frames import layout_of
+from bpfnb.frames import as_layout, layout_of
 
 
 class Inner(ct.Structure):
@@ -211,7 +210,7 @@ def test_background_polling_runs_on_the_loop_until_stopped() -> None:
 def test_bad_arguments() -> None:
     with pytest.raises(ValueError, match="maxlen"):
         make(maxlen=0)
-    with pytest.raises(TypeError, match="event_type"):
+    with pytest.raises(TypeError, match="a numpy dtype, a ctypes type or a Layout"):
         as_layout(object())
     assert as_layout(Event).dtype == LAYOUT.dtype
     assert as_layout(np.dtype("<u4")).size == 4

@@ -10,9 +10,9 @@ import pytest
 
 from bpfnb.errors import AttachError
 from bpfnb.link import probes
-from bpfnb.link.base import FdLink
 from bpfnb.link.binaries import find_binary, find_library, symbol_offset
 from bpfnb.link.cgroup import CGROUP_ATTACH_TYPES
+from bpfnb.link.fdlink import FdLink
 from bpfnb.link.tracepoint import split_tracepoint
 from bpfnb.sys.constants import AttachType
 

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from bpfnb.widgets import LiveHistogram
-from bpfnb.widgets.histogram import bucket_bounds, labels
+from bpfnb.widgets.live_histogram import bucket_bounds, labels
 
 
 class ArrayHistogram:

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from bpfnb.widgets import LiveRate
-from bpfnb.widgets import rate as rate_module
+from bpfnb.widgets import live_rate as rate_module
 
 
 class FakeClock:

@@ -30,6 +30,9 @@ class FakeMap:
     def to_histogram(self, kind: str = "log2"):
         return np.zeros(self.max_entries, dtype=np.uint64)
 
+    def close(self) -> None:
+        self.closed = True
+
 
 class FakeStream:
     name = "events"

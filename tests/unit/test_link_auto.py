@@ -1,4 +1,5 @@
-"""Which attach call each section name leads to (the link functions replaced by recorders)."""
+"""Which attach call each ELF section and each bcc function name leads to (the link functions
+replaced by recorders): both doors end in the same bpfnb.link calls."""
 
 from __future__ import annotations
 
@@ -6,9 +7,11 @@ import platform
 
 import pytest
 
+from bpfnb.bcc.conventions import convention
+from bpfnb.elf.sections import classify
 from bpfnb.errors import AttachError
-from bpfnb.link import attach as attach_module
-from bpfnb.object import Program
+from bpfnb.link import auto as attach_module
+from bpfnb.sys.constants import ProgType
 
 
 @pytest.fixture
@@ -34,7 +37,8 @@ def calls(monkeypatch: pytest.MonkeyPatch) -> list[tuple]:
 
 
 def attach(section: str):
-    return attach_module.attach_from_section(Program("p", 7, "t", section=section))
+    kind = classify(section)
+    return attach_module.attach_by_kind(7, kind.attach_kind, kind.attach_target)
 
 
 @pytest.mark.parametrize(
@@ -90,3 +94,59 @@ def test_sections_without_a_target_wait_for_explicit_calls(calls: list, section:
 def test_a_uprobe_target_without_a_symbol_is_a_clear_error(calls: list) -> None:
     with pytest.raises(AttachError, match="is not 'path:symbol'"):
         attach("uprobe/just_a_name")
+
+
+@pytest.mark.parametrize(
+    ("function", "prog_type", "expected"),
+    [
+        (
+            "tracepoint__syscalls__sys_enter_openat",
+            ProgType.TRACEPOINT,
+            ("attach_tracepoint", (7, "syscalls:sys_enter_openat"), {}),
+        ),
+        (
+            "raw_tracepoint__sched_switch",
+            ProgType.RAW_TRACEPOINT,
+            ("attach_raw_tracepoint", (7, "sched_switch"), {}),
+        ),
+        (
+            "kprobe__do_sys_openat2",
+            ProgType.KPROBE,
+            ("attach_kprobe", (7, "do_sys_openat2"), {"ret": False, "offset": 0}),
+        ),
+        (
+            "kretprobe__vfs_read",
+            ProgType.KPROBE,
+            ("attach_kprobe", (7, "vfs_read"), {"ret": True, "offset": 0}),
+        ),
+        (
+            "kfunc__do_sys_openat2",
+            ProgType.TRACING,
+            ("attach_fentry", (7, "do_sys_openat2", "fentry"), {}),
+        ),
+        ("kretfunc__vfs_read", ProgType.TRACING, ("attach_fentry", (7, "vfs_read", "fexit"), {})),
+        ("lsm__file_open", ProgType.LSM, ("attach_fentry", (7, "file_open", "lsm"), {})),
+    ],
+)
+def test_bcc_names_lead_to_the_same_calls(
+    calls: list, function: str, prog_type: ProgType, expected: tuple
+) -> None:
+    found = convention(function)
+    assert found is not None and found[0] == prog_type
+    assert attach_module.attach_by_kind(7, found[1], found[2]) == f"link:{expected[0]}"
+    assert calls == [expected]
+
+
+@pytest.mark.parametrize("function", ["kprobe__sys_openat", "kprobe____x64_sys_openat"])
+def test_bcc_syscall_kprobes_are_ksyscalls(calls: list, function: str) -> None:
+    assert convention(function) == (ProgType.KPROBE, "ksyscall", "openat")
+    assert convention(function.replace("kprobe", "kretprobe", 1)) == (
+        ProgType.KPROBE,
+        "kretsyscall",
+        "openat",
+    )
+
+
+@pytest.mark.parametrize("function", ["count_getppid", "tracepoint__nocategory", "do__thing"])
+def test_other_bcc_functions_wait_for_explicit_calls(function: str) -> None:
+    assert convention(function) is None

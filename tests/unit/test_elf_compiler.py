@@ -6,14 +6,14 @@ import shutil
 
 import pytest
 
-from bpfnb.bcc.diagnostics import parse_diagnostics
-from bpfnb.elf.reader import read
-from bpfnb.errors import CompileError
-from bpfnb.link.elfcell import (
-    compile_elf_cell,
+from bpfnb.diagnostics import parse_diagnostics
+from bpfnb.elf.compiler import (
+    compile_source,
     elf_cflags,
     parse_constants,
 )
+from bpfnb.elf.reader import read
+from bpfnb.errors import CompileError
 
 needs_clang = pytest.mark.skipif(shutil.which("clang") is None, reason="clang is not installed")
 
@@ -45,7 +45,7 @@ char LICENSE[] SEC("license") = "GPL";
 
 @needs_clang
 def test_a_cell_compiles_to_an_object_the_reader_understands() -> None:
-    spec = read(compile_elf_cell(GOOD, name="counter"))
+    spec = read(compile_source(GOOD, name="counter"))
     assert list(spec.programs) == ["count"]
     assert spec.programs["count"].section == "tracepoint/syscalls/sys_enter_getppid"
     assert spec.maps["counts"].max_entries == 64
@@ -55,7 +55,7 @@ def test_a_cell_compiles_to_an_object_the_reader_understands() -> None:
 def test_compile_errors_carry_cell_line_numbers() -> None:
     broken = GOOD.replace("return 0;", "return undefined_name;")
     with pytest.raises(CompileError) as err:
-        compile_elf_cell(broken)
+        compile_source(broken)
     first = [d for d in err.value.diagnostics if d.severity == "error"][0]
     assert first.line == 19
     assert "undefined_name" in first.message
@@ -66,7 +66,7 @@ def test_compile_errors_carry_cell_line_numbers() -> None:
 @needs_clang
 def test_user_clang_flags_are_passed() -> None:
     text = GOOD.replace("max_entries, 64", "max_entries, ENTRIES")
-    spec = read(compile_elf_cell(text, "-DENTRIES=128"))
+    spec = read(compile_source(text, "-DENTRIES=128"))
     assert spec.maps["counts"].max_entries == 128
 
 
@@ -83,7 +83,7 @@ def test_diagnostics_in_headers_become_notes() -> None:
 
 def test_cflags_include_bpfnb_headers_and_vmlinux_only_when_asked() -> None:
     flags = elf_cflags("#include <bpf/bpf_helpers.h>\n")
-    assert any(f.endswith("bpfnb/link/include") for f in flags)
+    assert any(f.endswith("bpfnb/elf/include") for f in flags)
     assert not any("vmlinux" in f for f in flags)
 
 

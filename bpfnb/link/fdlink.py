@@ -1,21 +1,37 @@
-"""What every attachment shares: a :class:`FdLink` that detaches by closing what it holds."""
+"""What every attachment is: a :class:`Link`, here an :class:`FdLink` that detaches by closing
+what it holds."""
 
 from __future__ import annotations
 
 import errno
 import os
 from collections.abc import Callable, Iterable
+from typing import Protocol, runtime_checkable
 
 from bpfnb.closing import Closing
 from bpfnb.errors import AttachError
 from bpfnb.sys import cpus
 from bpfnb.sys.fd import FD
 
-__all__ = ["FdLink", "attach_error", "online_cpus"]
+__all__ = ["FdLink", "Link", "attach_error", "online_cpus"]
 
 # ENOTSUPP is kernel-internal (524) but leaks out of bpf() for unsupported attach types.
 ENOTSUPP = 524
 NOT_SUPPORTED = (errno.EINVAL, errno.EOPNOTSUPP, ENOTSUPP)
+
+
+@runtime_checkable
+class Link(Protocol):
+    """One attachment of a program: ``kind`` (``"tracepoint"``, ``"uprobe"``...), ``target``
+    (where), and ``close()``, which detaches and is idempotent."""
+
+    kind: str
+    target: str
+
+    @property
+    def closed(self) -> bool: ...
+
+    def close(self) -> None: ...
 
 
 class FdLink(Closing):

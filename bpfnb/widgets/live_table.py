@@ -9,7 +9,7 @@ import pandas as pd
 
 from bpfnb.widgets._columns import key_columns, numeric_columns, value_column
 from bpfnb.widgets._html import table_html
-from bpfnb.widgets.base import LiveView
+from bpfnb.widgets.view import LiveView
 
 __all__ = ["LiveTable"]
 

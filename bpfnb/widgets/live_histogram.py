@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from bpfnb.widgets._html import bars_html
-from bpfnb.widgets.base import LiveView
+from bpfnb.widgets.view import LiveView
 
 __all__ = ["LiveHistogram"]
 

@@ -1,8 +1,8 @@
-"""``%%bpf --elf`` cells as library calls: compile BPF C with clang, load, attach.
+"""Compile BPF C with clang into an ELF object, for ``%%bpf --elf`` cells and scripts.
 
-The magic stays a thin front end: :func:`compile_elf_cell` turns the cell into an object file
-(raising :class:`CompileError` with cell line numbers) and :func:`load_elf_cell` loads and
-attaches it through the ELF loader.
+:func:`compile_source` turns C text into an object file (raising :class:`CompileError` with the
+text's own line numbers); :func:`load_source` also loads it with the ELF loader and attaches it
+by section, like :func:`bpfnb.compile` does for bcc.
 """
 
 from __future__ import annotations
@@ -20,21 +20,23 @@ import tempfile
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
-from bpfnb.bcc.diagnostics import parse_diagnostics
+from bpfnb.diagnostics import parse_diagnostics
+from bpfnb.elf.loader import load_elf
 from bpfnb.errors import CompileError, Diagnostic
-from bpfnb.link.attach import ElfObject
+from bpfnb.object import BpfObject
+from bpfnb.sys.kernel_btf import VMLINUX_BTF
 
 __all__ = [
     "INCLUDE_DIR",
     "clang_command",
-    "compile_elf_cell",
+    "compile_source",
     "elf_cflags",
-    "load_elf_cell",
+    "load_source",
     "parse_constants",
     "vmlinux_header_dir",
 ]
 
-#: bpfnb's own ``<bpf/bpf_helpers.h>`` and ``<bpf/bpf_tracing.h>``.
+#: bpfnb's own ``<bpf/bpf_helpers.h>``, ``<bpf/bpf_tracing.h>`` and ``<bpfnb/counted.h>``.
 INCLUDE_DIR = str(Path(__file__).parent / "include")
 CELL_FILE = "cell.bpf.c"
 _TARGET_ARCH = {"x86_64": "x86", "aarch64": "arm64", "s390x": "s390", "ppc64le": "powerpc"}
@@ -63,7 +65,7 @@ def vmlinux_header_dir() -> str:
     header = directory / "vmlinux.h"
     if header.exists():
         return str(directory)
-    btf = "/sys/kernel/btf/vmlinux"
+    btf = VMLINUX_BTF
     if not os.path.exists(btf):
         raise FileNotFoundError(
             f"this kernel exposes no BTF ({btf} is missing: CONFIG_DEBUG_INFO_BTF is off)"
@@ -119,8 +121,8 @@ def clang_command(source_path: str, output: str, flags: Iterable[str] = ()) -> l
     ]
 
 
-def compile_elf_cell(text: str, clang_flags: str | Iterable[str] = (), name: str = "cell") -> str:
-    """Compile the BPF C of a cell into an object file and return its path.
+def compile_source(text: str, clang_flags: str | Iterable[str] = (), name: str = "cell") -> str:
+    """Compile BPF C (a cell's text) into an object file and return its path.
 
     ``clang_flags`` (a string is split like a shell would) are added after bpfnb's own. Errors
     raise :class:`CompileError` whose diagnostics carry the cell's line numbers.
@@ -148,30 +150,21 @@ def compile_elf_cell(text: str, clang_flags: str | Iterable[str] = (), name: str
     return str(output)
 
 
-def load_elf_cell(
-    text: str | None = None,
+def load_source(
+    text: str,
     *,
-    path: str | None = None,
     name: str = "cell",
     clang_flags: str | Iterable[str] = (),
     constants: Mapping[str, object] | None = None,
     attach: bool = True,
     pin_root: str | None = None,
-) -> ElfObject:
-    """Compile ``text`` (or take the object at ``path``), load it, attach it by section.
-
-    Returns the :class:`~bpfnb.link.attach.ElfObject`, named ``name``.
+) -> BpfObject:
+    """Compile ``text`` with clang, load it with the ELF loader and (by default) attach it by
+    section: the :class:`~bpfnb.BpfObject` is named ``name`` and keeps ``text`` as its source.
     """
-    from bpfnb.elf.loader import load_elf
-
-    if (text is None) == (path is None):
-        raise ValueError("give exactly one of text and path")
-    obj_path = compile_elf_cell(text, clang_flags, name) if text is not None else path
-    obj = load_elf(str(obj_path), constants=constants, attach=attach, pin_root=pin_root)
-    assert isinstance(obj, ElfObject)
-    obj.name = name
-    if text is not None:
-        obj.source = text
+    path = compile_source(text, clang_flags, name)
+    obj = load_elf(path, constants=constants, attach=attach, pin_root=pin_root, name=name)
+    obj.source = text
     return obj
 
 

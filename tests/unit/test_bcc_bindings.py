@@ -5,7 +5,7 @@ import sys
 
 import pytest
 
-from bpfnb.bcc import loader
+from bpfnb.bcc import bindings as loader
 from bpfnb.errors import BccMissingError, BpfError
 
 

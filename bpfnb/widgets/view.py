@@ -266,7 +266,7 @@ class LiveView(widgets.VBox):
 
     def _watch_owner(self, owner: Any) -> None:
         if owner is None:
-            owner = getattr(self.source, "owner", None) or _session_owner(self.source)
+            owner = getattr(self.source, "owner", None)
         if owner is not None and hasattr(owner, "on_close_weak"):
             owner.on_close_weak(self, "_source_closed_callback")
 
@@ -326,23 +326,6 @@ def _failure(err: Exception) -> str:
     if isinstance(err, OSError) and err.errno == errno.EBADF:
         return "source closed"
     return f"error: {type(err).__name__}: {err}"
-
-
-def _session_owner(source: Any) -> Any:
-    """The ``%%bpf`` object of this shell's session that holds ``source`` as one of its maps."""
-    shell = _shell()
-    if shell is None:
-        return None
-    from bpfnb.session import session_for
-
-    try:
-        objects = list(session_for(shell).objects.values())
-    except Exception:  # noqa: BLE001 - not a full IPython shell: no session to look in
-        return None
-    for obj in objects:
-        if any(m is source for m in getattr(obj, "maps", {}).values()):
-            return obj
-    return None
 
 
 def _source_closed(source: Any) -> bool:

@@ -7,7 +7,7 @@ from typing import Any
 import pandas as pd
 
 from bpfnb.widgets._html import table_html
-from bpfnb.widgets.base import LiveView
+from bpfnb.widgets.view import LiveView
 
 __all__ = ["EventLog"]
 

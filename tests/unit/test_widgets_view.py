@@ -11,7 +11,7 @@ import pytest
 
 from bpfnb.object import BpfObject
 from bpfnb.widgets import LiveTable
-from bpfnb.widgets import base as base_module
+from bpfnb.widgets import view as base_module
 
 
 class FakeMap:

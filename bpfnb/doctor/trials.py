@@ -5,6 +5,7 @@ Nothing is inferred from version numbers: each probe tries the feature and repor
 
 from __future__ import annotations
 
+import ctypes as ct
 import errno
 import functools
 import os
@@ -12,9 +13,13 @@ import socket
 import struct
 from collections.abc import Callable
 
+from elftools.elf.elffile import ELFFile
+
+from bpfnb import link
 from bpfnb.doctor.report import MISSING, OK, UNAVAILABLE, Check
-from bpfnb.link.probes import pmu_type
-from bpfnb.sys import bpf, features, perf, tracefs
+from bpfnb.elf import btf
+from bpfnb.errors import ElfError, KernelFeatureError
+from bpfnb.sys import bpf, features
 from bpfnb.sys.constants import AttachType, MapType, ProgType
 from bpfnb.sys.fd import FD
 
@@ -23,7 +28,6 @@ __all__ = ["attach_checks", "map_checks", "program_type_checks"]
 # r0 = 0; exit
 RETURN_ZERO = struct.pack("<BBhi", 0xB7, 0, 0, 0) + struct.pack("<BBhi", 0x95, 0, 0, 0)
 FENTRY_TARGET = "do_sys_openat2"
-SO_ATTACH_BPF = 50
 
 PROGRAM_TYPES: list[tuple[str, ProgType, int]] = [
     ("socket_filter", ProgType.SOCKET_FILTER, 0),
@@ -46,14 +50,8 @@ def _why(err: OSError) -> str:
 def vmlinux_function_btf_id(name: str) -> int:
     """The BTF id of kernel function ``name`` (0 when unknown)."""
     try:
-        from bpfnb.elf import btf as btf_module  # the ELF loader's BTF parser
-    except ImportError:
-        return 0
-    try:
-        with open("/sys/kernel/btf/vmlinux", "rb") as f:
-            types = btf_module.parse(f.read())
-        return int(types.find_id(name, "FUNC"))
-    except Exception:
+        return int(btf.vmlinux().find_id(name, "FUNC"))
+    except (OSError, ElfError):
         return 0
 
 
@@ -68,7 +66,9 @@ def _load(prog_type: int, attach_type: int = 0, attach_btf_id: int = 0) -> FD:
 
 
 def _tracing_refused(err: OSError) -> str:
-    return features.tracing_refused_reason(err.errno or 0)
+    if err.errno == errno.EPERM:
+        return features.TRACING_REFUSED
+    return f"loading a tracing program failed: {os.strerror(err.errno or 0)}"
 
 
 def program_type_checks() -> list[Check]:
@@ -106,8 +106,6 @@ def map_checks() -> list[Check]:
 
 
 def _batch_ops() -> Check:
-    import ctypes as ct
-
     with bpf.map_create(MapType.HASH, 4, 8, 8, name="bpfnb_doctor") as fd:
         keys = (ct.c_uint32 * 8)()
         values = (ct.c_uint64 * 8)()
@@ -120,27 +118,22 @@ def _batch_ops() -> Check:
 
 
 # -- attach points -------------------------------------------------------------------------------
+# Each trial attaches a minimal program through bpfnb.link, exactly as a user's program would.
 
 
 def _attach_tracepoint() -> str:
-    prog = _load(ProgType.TRACEPOINT)
-    tp_id = tracefs.tracepoint_id("syscalls", "sys_enter_getppid")
-    attr = perf.PerfEventAttr(type=perf.PERF_TYPE_TRACEPOINT, config=tp_id, sample_period=1)
-    attr.wakeup_events = 1
-    with prog, perf.perf_event_open(attr, pid=-1, cpu=0) as event:
-        perf.attach_bpf(event.fileno(), prog.fileno())
+    with _load(ProgType.TRACEPOINT) as prog:
+        link.attach_tracepoint(prog.fileno(), "syscalls:sys_enter_getppid").close()
     return "attached to syscalls:sys_enter_getppid"
 
 
 def _attach_raw_tracepoint() -> str:
     with _load(ProgType.RAW_TRACEPOINT) as prog:
-        bpf.raw_tracepoint_open("sys_enter", prog.fileno()).close()
+        link.attach_raw_tracepoint(prog.fileno(), "sys_enter").close()
     return "attached to sys_enter"
 
 
 def _entry_file_offset(path: str) -> int:
-    from elftools.elf.elffile import ELFFile
-
     with open(path, "rb") as f:
         elf = ELFFile(f)
         entry = elf.header.e_entry
@@ -152,37 +145,15 @@ def _entry_file_offset(path: str) -> int:
 
 
 def _attach_uprobe() -> str:
-    import ctypes as ct
-
-    pmu = pmu_type("uprobe")
-    if pmu is None:
-        raise _Unavailable(
-            "no uprobe PMU (/sys/bus/event_source/devices/uprobe): needs CONFIG_UPROBE_EVENTS"
-        )
     target = os.path.realpath("/bin/true")
-    path = ct.create_string_buffer(target.encode())
-    attr = perf.PerfEventAttr(type=pmu, sample_period=1)
-    attr.config1 = ct.addressof(path)
-    attr.config2 = _entry_file_offset(target)
-    with _load(ProgType.KPROBE) as prog, perf.perf_event_open(attr, pid=-1, cpu=0) as event:
-        perf.attach_bpf(event.fileno(), prog.fileno())
+    with _load(ProgType.KPROBE) as prog:
+        link.attach_uprobe(prog.fileno(), target, _entry_file_offset(target)).close()
     return f"attached to {target} at its entry point"
 
 
 def _attach_kprobe() -> str:
-    import ctypes as ct
-
-    reason = features.kprobes_missing_reason()
-    if reason:
-        raise _Unavailable(reason)
-    pmu = pmu_type("kprobe")
-    if pmu is None:
-        return "kprobe_events exists in tracefs (legacy attach only)"
-    func = ct.create_string_buffer(b"do_sys_openat2")
-    attr = perf.PerfEventAttr(type=pmu, sample_period=1)
-    attr.config1 = ct.addressof(func)
-    with _load(ProgType.KPROBE) as prog, perf.perf_event_open(attr, pid=-1, cpu=0) as event:
-        perf.attach_bpf(event.fileno(), prog.fileno())
+    with _load(ProgType.KPROBE) as prog:
+        link.attach_kprobe(prog.fileno(), "do_sys_openat2").close()
     return "attached to do_sys_openat2"
 
 
@@ -193,17 +164,14 @@ def _attach_fentry() -> str:
     except OSError as err:
         raise _Unavailable(_tracing_refused(err)) from err
     with prog:
-        bpf.raw_tracepoint_open("", prog.fileno()).close()
+        link.attach_fentry(prog.fileno(), FENTRY_TARGET).close()
     return f"attached to {FENTRY_TARGET}"
 
 
 def _attach_perf_event() -> str:
-    attr = perf.PerfEventAttr(
-        type=perf.PERF_TYPE_SOFTWARE, config=perf.PERF_COUNT_SW_CPU_CLOCK, sample_period=1000000
-    )
-    with _load(ProgType.PERF_EVENT) as prog, perf.perf_event_open(attr, pid=-1, cpu=0) as event:
-        perf.attach_bpf(event.fileno(), prog.fileno())
-    return "attached to a cpu-clock sampling event"
+    with _load(ProgType.PERF_EVENT) as prog:
+        link.attach_perf_event(prog.fileno(), "cpu-clock", sample_period=1_000_000).close()
+    return "attached to a cpu-clock sampling event on every CPU"
 
 
 def _attach_socket_filter() -> str:
@@ -211,7 +179,7 @@ def _attach_socket_filter() -> str:
         _load(ProgType.SOCKET_FILTER) as prog,
         socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s,
     ):
-        s.setsockopt(socket.SOL_SOCKET, SO_ATTACH_BPF, prog.fileno())
+        link.attach_socket_filter(prog.fileno(), s).close()
     return "attached to a UDP socket"
 
 
@@ -237,6 +205,8 @@ def attach_checks() -> list[Check]:
             why = probe()
         except _Unavailable as err:
             checks.append(Check("attach points", label, UNAVAILABLE, str(err)))
+        except KernelFeatureError as err:
+            checks.append(Check("attach points", label, UNAVAILABLE, err.reason))
         except FileNotFoundError as err:
             checks.append(Check("attach points", label, MISSING, str(err), "doctor --fix"))
         except OSError as err:

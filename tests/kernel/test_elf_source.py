@@ -5,8 +5,8 @@ from __future__ import annotations
 import os
 import shutil
 
-from bpfnb.link import ElfObject
-from bpfnb.link.elfcell import load_elf_cell
+from bpfnb import BpfObject
+from bpfnb.elf import load_source
 from tests.conftest import need
 
 COUNTER = """\
@@ -61,8 +61,8 @@ char LICENSE[] SEC("license") = "GPL";
 
 def test_a_cell_counts_exact_calls() -> None:
     need(shutil.which("clang") is not None, "clang is not installed")
-    obj = load_elf_cell(COUNTER, name="counter", constants={"target_pid": os.getpid()})
-    assert isinstance(obj, ElfObject)
+    obj = load_source(COUNTER, name="counter", constants={"target_pid": os.getpid()})
+    assert isinstance(obj, BpfObject)
     with obj:
         assert obj.name == "counter" and obj.source == COUNTER
         assert obj.programs["count"].attach_points == ["tracepoint:syscalls:sys_enter_getppid"]
@@ -75,6 +75,6 @@ def test_a_cell_including_vmlinux_h() -> None:
     need(shutil.which("clang") is not None, "clang is not installed")
     need(shutil.which("bpftool") is not None, "bpftool is not installed")
     need(os.path.exists("/sys/kernel/btf/vmlinux"), "the kernel has no BTF")
-    with load_elf_cell(WITH_VMLINUX, name="sizes") as obj:
-        assert obj.programs["measure"].type == "socket_filter"
+    with load_source(WITH_VMLINUX, name="sizes") as obj:
+        assert obj.programs["measure"].type_name == "socket_filter"
         assert obj.programs["measure"].links == []  # a socket filter waits for attach_*

@@ -1,0 +1,127 @@
+"""Compile BPF C with libbcc into a :class:`bpfnb.BpfObject`, and never leak it.
+
+bcc's own ``BPF`` attaches everything while it is being constructed and registers itself with
+``atexit``: a failure half-way leaves programs attached that nobody can reach, and a replaced
+object is never collected. Here bcc only compiles and loads (its auto-attach turned off); the
+object attaches through :mod:`bpfnb.link` by bcc's naming conventions, rolls back on failure,
+and drops bcc's ``atexit`` hold when it closes.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from bpfnb.bcc.bindings import import_bcc
+from bpfnb.bcc.capture import captured_output
+from bpfnb.bcc.llvm_guard import LlvmFatalError, run_guarded
+from bpfnb.bcc.module import BccModule
+from bpfnb.bcc.preamble import PREAMBLE, counted_maps
+from bpfnb.diagnostics import CELL_FILE, parse_diagnostics
+from bpfnb.errors import CompileError, Diagnostic, PrivilegeError
+from bpfnb.events import DROP_COUNTER_MAP
+from bpfnb.object import BpfObject
+from bpfnb.sys import caps
+
+__all__ = ["compile"]
+
+
+def _source_with_preamble(text: str) -> str:
+    return f'{PREAMBLE}\n#line 1 "{CELL_FILE}"\n{text}'
+
+
+def _cflags(defines: Mapping[str, Any] | None, cflags: Iterable[str] | None) -> list[str]:
+    flags = [f"-D{key}={value}" for key, value in (defines or {}).items()]
+    flags += list(cflags or [])
+    flags.append("-Wno-macro-redefined")
+    return flags
+
+
+class _NoAutoloadFactory:
+    """Creates bcc ``BPF`` objects with bcc's own auto-attach turned off."""
+
+    _cls: Any = None
+
+    @classmethod
+    def cls(cls) -> Any:
+        if cls._cls is None:
+            bcc = import_bcc()
+
+            class QuietBPF(bcc.BPF):  # type: ignore[name-defined]
+                def _trace_autoload(self) -> None:
+                    pass
+
+            cls._cls = QuietBPF
+        return cls._cls
+
+
+def _build(text: str, flags: list[str]) -> Any:
+    # bcc's BPF object for the cell, compiled on a guarded thread (see llvm_guard).
+    cls = _NoAutoloadFactory.cls()
+    bpf = cls.__new__(cls)
+    source = _source_with_preamble(text).encode()  # bcc wants bytes (it warns on str)
+    with captured_output() as output:
+        try:
+            run_guarded(lambda: bpf.__init__(text=source, cflags=flags))
+        except Exception as err:
+            failure: Exception | None = err
+        else:
+            failure = None
+    if isinstance(failure, LlvmFatalError):
+        # The parked compile thread still uses this object: leave it, but drop bcc's hold.
+        atexit.unregister(bpf.cleanup)
+        diagnostic = Diagnostic(0, 0, "fatal error", f"LLVM gave up: {failure}")
+        raise CompileError([diagnostic], output.text()) from None
+    if failure is not None:
+        atexit.unregister(bpf.cleanup)
+        with contextlib.suppress(Exception):
+            bpf.cleanup()
+        diagnostics = parse_diagnostics(output.text(), text)
+        raise CompileError(diagnostics, output.text() or str(failure)) from None
+    return bpf
+
+
+def compile(
+    text: str,
+    defines: Mapping[str, Any] | None = None,
+    cflags: Iterable[str] | None = None,
+    attach: bool = True,
+    name: str = "bpf",
+) -> BpfObject:
+    """Compile BPF C with libbcc, load it, and (by default) attach by bcc's conventions.
+
+    Functions named by bcc's conventions (``kprobe__``, ``kretprobe__``, ``tracepoint__`` /
+    ``TRACEPOINT_PROBE``, ``raw_tracepoint__`` / ``RAW_TRACEPOINT_PROBE``, ``kfunc__``,
+    ``kretfunc__``, ``lsm__``) are loaded now and attached unless ``attach=False``; any other
+    function is loaded when an ``attach_*`` call names it.
+
+    Errors are typed: ``CompileError`` (with cell line numbers), ``VerifierError``,
+    ``KernelFeatureError``, ``AttachError``, ``PrivilegeError``. On any error nothing stays
+    attached or loaded.
+    """
+    if not caps.can_bpf():
+        raise PrivilegeError("CAP_BPF (or CAP_SYS_ADMIN)", "compiling and loading BPF programs")
+    module = BccModule(_build(text, _cflags(defines, cflags)))
+    try:
+        obj = BpfObject(
+            name,
+            module.load_conventional(),
+            module.maps(),
+            loader=module,
+            drop_counters=module.hidden_map(DROP_COUNTER_MAP),
+            counted=counted_maps(text),
+            closers=[module.release],
+            source=text,
+        )
+    except BaseException:
+        module.release()
+        raise
+    if attach:
+        try:
+            obj.attach()
+        except BaseException:
+            obj.close()
+            raise
+    return obj
