@@ -37,7 +37,12 @@ EM_BPF = 247
 SHF_EXECINSTR = 0x4
 SHF_COMPRESSED = 0x800
 STT_OBJECT, STT_FUNC, STT_SECTION = 1, 2, 3
-STB_WEAK = 2
+STB_LOCAL, STB_WEAK = 0, 2
+BTF_VAR_GLOBAL_ALLOCATED = 1
+STATIC_MAPS = (
+    "static maps are not supported, as libbpf does not support them: declare the map without "
+    "'static'"
+)
 SHN_UNDEF, SHN_LORESERVE = 0, 0xFF00
 
 R_BPF_64_64, R_BPF_64_ABS64, R_BPF_64_ABS32, R_BPF_64_NODYLD32, R_BPF_64_32 = 1, 2, 3, 4, 10
@@ -379,9 +384,14 @@ class _Reader:
                     raise ElfError(
                         f"relocation offset {offset:#x} outside {target.name!r}", rel.name, at
                     )
-                links[offset] = self._resolve(symbol, rel.name, at)
+                # A reference through a section symbol (static data, a static map) carries its
+                # offset into that section in the ld_imm64 instruction's immediate.
+                addend = 0
+                if target.executable and kind == R_BPF_64_64:
+                    addend = struct.unpack_from(self.endian + "i", target.data, offset + 4)[0]
+                links[offset] = self._resolve(symbol, rel.name, at, addend)
 
-    def _resolve(self, symbol: Symbol, user: str, at: int) -> Link:
+    def _resolve(self, symbol: Symbol, user: str, at: int, addend: int = 0) -> Link:
         # What a relocation's symbol is: a map, global data, code, or something unsupported.
         if symbol.section == SHN_UNDEF:
             if symbol.name in self.kconfig:
@@ -394,7 +404,7 @@ class _Reader:
         if section.executable:
             return Link(symbol, "code", section.name, section.index, symbol.value)
         if section.name == "maps" or section.name.startswith("maps/") or section.name == ".maps":
-            return Link(symbol, "map", "", section.index, symbol.value)
+            return Link(symbol, "map", "", section.index, symbol.value + addend)
         if _is_data_section(section.name):
             return Link(symbol, "data", section.name, section.index, symbol.value)
         raise ElfError(
@@ -428,6 +438,8 @@ class _Reader:
                 namespace = section.data[24:280].split(b"\0", 1)[0].decode("utf-8", "replace")
                 name = section.name[len("maps/") :]
                 syms = self._symbols_in(section.index, STT_OBJECT)
+                if any(sym.bind == STB_LOCAL for sym in syms):
+                    raise ElfError(f"map {name!r}: {STATIC_MAPS}", section.name, 0)
                 if len(syms) == 1 and syms[0].value == 0:
                     name = syms[0].name
                 spec = MapSpec(
@@ -456,6 +468,8 @@ class _Reader:
         inner_of: dict[str, int] = {}
         specs: list[MapSpec] = []
         for i, sym in enumerate(syms):
+            if sym.bind == STB_LOCAL:
+                raise ElfError(f"map {sym.name!r}: {STATIC_MAPS}", section.name, sym.value)
             if sym.value != i * size:
                 raise ElfError(
                     f"map {sym.name!r} is not at a multiple of {size}", section.name, sym.value
@@ -493,6 +507,7 @@ class _Reader:
         if datasec is None:
             raise ElfError("no BTF DATASEC describes the maps", ".maps", 0)
         symbols = {s.name: s for s in self._symbols_in(section.index, STT_OBJECT)}
+        self._check_layout(sorted(symbols.values(), key=lambda s: s.value), ".maps")
         links = self.links.get(section.index, {})
         for entry in datasec.members:
             var = self.btf.type(entry.type_id)
@@ -507,6 +522,8 @@ class _Reader:
                 raise ElfError(
                     f"map {var.name!r} has no symbol", ".BTF", self.btf.offset_of(var.id)
                 )
+            if var.linkage != BTF_VAR_GLOBAL_ALLOCATED or sym.bind == STB_LOCAL:
+                raise ElfError(f"map {var.name!r}: {STATIC_MAPS}", ".maps", sym.value)
             spec = self._btf_map_def(var.name, var.type_id, 0, sym.value)
             # Initial contents of a map-in-map: relocations on the "values" array.
             values_offset = self._member_offset(var.type_id, "values")
@@ -520,6 +537,17 @@ class _Reader:
                     ):
                         spec.initial_slots[slot] = reloc.symbol.name
             self._add_map(spec, section.index, sym.value)
+
+    def _check_layout(self, syms: list[Symbol], section: str) -> None:
+        # Map definitions (sorted by offset) must each start 8-byte aligned and not overlap:
+        # a reference to one must never read another's bytes.
+        for sym, after in zip(syms, [*syms[1:], None]):
+            if sym.value % 8:
+                raise ElfError(f"map {sym.name!r} is not 8-byte aligned", section, sym.value)
+            if after is not None and after.value < sym.value + sym.size:
+                raise ElfError(
+                    f"map definitions {sym.name!r} and {after.name!r} overlap", section, after.value
+                )
 
     def _member_offset(self, type_id: int, name: str) -> int | None:
         assert self.btf is not None
