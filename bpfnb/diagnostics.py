@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Callable
 
 from bpfnb.errors import Diagnostic
 
@@ -34,13 +35,22 @@ def _cell_line(reported: int, printed: str, lines: list[str]) -> int:
     return matches[0] if matches else reported
 
 
-def parse_diagnostics(output: str, source: str, cell_file: str = CELL_FILE) -> list[Diagnostic]:
+def parse_diagnostics(
+    output: str,
+    source: str,
+    cell_file: str = CELL_FILE,
+    compiled: str | None = None,
+    column: Callable[[int, int], int] | None = None,
+) -> list[Diagnostic]:
     """The diagnostics in ``output`` that point into the cell, with the cell's source lines.
 
-    Diagnostics inside bpfnb's preamble or bcc's headers are kept as notes of the diagnostic
-    before them, since the user can only act on the cell.
+    ``compiled`` is the text clang saw when bpfnb rewrote the cell without moving its lines,
+    and ``column(line, column)`` maps a column of it back to the cell's. Diagnostics inside
+    bpfnb's preamble or bcc's headers are kept as notes of the diagnostic before them, since
+    the user can only act on the cell.
     """
     lines = source.splitlines()
+    compiled_lines = compiled.splitlines() if compiled is not None else lines
     found: list[Diagnostic] = []
     output_lines = output.splitlines()
     for index, text in enumerate(output_lines):
@@ -57,11 +67,12 @@ def parse_diagnostics(output: str, source: str, cell_file: str = CELL_FILE) -> l
                 )
             continue
         printed = output_lines[index + 1] if index + 1 < len(output_lines) else ""
-        line = _cell_line(int(match["line"]), printed, lines)
+        line = _cell_line(int(match["line"]), printed, compiled_lines)
+        at = int(match["column"])
         found.append(
             Diagnostic(
                 line=line,
-                column=int(match["column"]),
+                column=column(line, at) if column is not None else at,
                 severity=match["severity"],
                 message=match["message"],
                 source_line=lines[line - 1] if 0 < line <= len(lines) else "",

@@ -18,6 +18,7 @@ __all__ = [
     "CompileError",
     "Diagnostic",
     "ElfError",
+    "Interrupted",
     "KernelFeatureError",
     "MapError",
     "NoSuchMapError",
@@ -32,7 +33,20 @@ class BpfError(Exception):
 
     def _render_traceback_(self) -> list[str]:
         # IPython calls this instead of printing a traceback.
-        return [f"\x1b[31m{type(self).__name__}\x1b[0m: {self}"]
+        return [f"\x1b[31m{type(self).__name__}\x1b[0m: {self}", *_notes(self)]
+
+
+def _notes(err: BaseException) -> list[str]:
+    # What was added to an error on its way up (PEP 678 notes), e.g. what a failed re-run kept.
+    return [f"  {note}" for note in getattr(err, "__notes__", ())]
+
+
+class Interrupted(KeyboardInterrupt):
+    """A long bpfnb call was interrupted (Ctrl-C, or the notebook's stop button) and cleaned
+    up; the message says after how long and what was done, e.g. "printer detached"."""
+
+    def _render_traceback_(self) -> list[str]:
+        return [f"\x1b[33m{self}\x1b[0m"]
 
 
 class BccMissingError(BpfError, ImportError):
@@ -80,7 +94,7 @@ class CompileError(BpfError):
         lines += [d.render() for d in shown]
         if not self.diagnostics and self.output:
             lines.append(self.output.rstrip())
-        return lines
+        return lines + _notes(self)
 
 
 class VerifierError(BpfError):
@@ -112,7 +126,7 @@ class VerifierError(BpfError):
         if self.failing_instruction:
             lines.append(f"  at: {self.failing_instruction}")
         lines.append("  (the full verifier log is in .log)")
-        return lines
+        return lines + _notes(self)
 
     def _repr_html_(self) -> str:
         return (

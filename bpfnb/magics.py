@@ -18,9 +18,8 @@ from bpfnb import bcc, elf
 from bpfnb.doctor import run as run_doctor
 from bpfnb.elf.compiler import parse_constants
 from bpfnb.object import BpfObject
-from bpfnb.run import run_for
+from bpfnb.run import follow_trace, run_for
 from bpfnb.session import session_for
-from bpfnb.sys.tracefs import TracePipe
 from bpfnb.widgets import show
 
 __all__ = ["BpfMagics"]
@@ -75,7 +74,8 @@ class BpfMagics(Magics):
         type=float,
         default=None,
         metavar="SECONDS",
-        help="stay attached this long (with a progress bar), then detach; maps stay readable",
+        help="stay attached this long (with a progress bar), then detach; maps stay readable; "
+        "an interrupt detaches at once",
     )
     @argument(
         "--elf",
@@ -90,7 +90,8 @@ class BpfMagics(Magics):
 
         Functions named TRACEPOINT_PROBE, RAW_TRACEPOINT_PROBE, kprobe__*, kretprobe__*,
         tracepoint__*, raw_tracepoint__* and kfunc__* are attached automatically. Re-running a
-        cell with the same NAME closes the previous object first.
+        cell with the same NAME replaces the previous object once the new one is loaded and
+        attached; when the new one fails, the previous one stays.
         """
         args = parse_argstring(self.bpf, line)
         if args.help or not args.name or cell is None:
@@ -144,10 +145,10 @@ class BpfMagics(Magics):
     @argument("name", nargs="?", help="the object whose bpf_trace_printk output to show")
     @argument("--duration", type=float, default=1.0, metavar="SECONDS")
     def bpf_trace(self, line: str) -> None:
-        """Print ``bpf_trace_printk`` output for SECONDS (the trace pipe is shared by all)."""
+        """Print the ``bpf_trace_printk`` lines written in the next SECONDS (by any program:
+        the kernel does not say which wrote a line)."""
         args = parse_argstring(self.bpf_trace, line)
-        with TracePipe() as pipe:
-            pipe.follow(args.duration, print)
+        follow_trace(args.duration)
 
     @line_magic
     @magic_arguments()

@@ -11,9 +11,8 @@ import contextlib
 import html
 import os
 import socket
-import warnings
 import weakref
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -38,7 +37,7 @@ from bpfnb.link import (
 )
 from bpfnb.maps import EventMap, Map
 from bpfnb.sys import bpf
-from bpfnb.sys.constants import MapType, ProgType
+from bpfnb.sys.constants import ProgType
 
 __all__ = ["BpfObject", "Program", "ProgramLoader"]
 
@@ -117,7 +116,7 @@ class BpfObject(Closing):
         *,
         loader: ProgramLoader | None = None,
         drop_counters: Map | None = None,
-        counted: frozenset[str] = frozenset(),
+        counted: Collection[str] = (),
         closers: list[Callable[[], None]] | None = None,
         source: str = "",
         pins: Mapping[str, str] | None = None,
@@ -137,7 +136,7 @@ class BpfObject(Closing):
         # bpfnb's hidden per-CPU counts of failed submits, by event map name (see bpfnb.events),
         # and the event maps whose submits the program counts there.
         self._drop_counters = drop_counters
-        self._counted = counted
+        self._counted = frozenset(counted)
         # Run last-in first-out at close, after links and maps: what owns programs and maps.
         self._closers: list[Callable[[], None]] = list(closers or [])
         self._on_close: list[Callable[[], None]] = []
@@ -211,7 +210,8 @@ class BpfObject(Closing):
             _collect(link.close, errors)
         # Mark every Map closed before its owner frees the fd, so that nothing (a live view, a
         # stream) reads a reused fd number afterwards.
-        for map_ in [*self.maps.values(), *filter(None, [self._drop_counters])]:
+        hidden = [self._drop_counters] if self._drop_counters is not None else []
+        for map_ in [*self.maps.values(), *hidden]:
             _collect(map_.close, errors)
         for closer in reversed(self._closers):
             _collect(closer, errors)
@@ -399,7 +399,11 @@ class BpfObject(Closing):
 
         ``event_type`` (a numpy dtype, ctypes type or :class:`bpfnb.frames.Layout`) is the
         event's type; bcc objects know it from the program. ``perf_pages`` sizes each per-CPU
-        perf ring. The stream closes when the object does.
+        perf ring. From now on a thread drains the rings into the stream (at most ``maxlen``
+        rows are kept), so events are not lost while the notebook runs other code. Failed
+        submits are counted (``stats.lost``/``stats.dropped``) where the program counts them:
+        always in ``%%bpf`` cells, and in ELF objects built with ``<bpfnb/counted.h>``. The
+        stream closes when the object does.
         """
         if self._closed:
             raise BpfError(f"{self.name}: closed, so it has no maps to stream")
@@ -410,16 +414,8 @@ class BpfObject(Closing):
             why = getattr(source, "event_type_note", "") or "the event type is unknown"
             raise BpfError(f"{name}: {why}; pass event_type= (a ctypes Structure or numpy dtype)")
         drops = None
-        if self._drop_counters is not None:
+        if self._drop_counters is not None and name in self._counted:
             drops = DropCounter(self._drop_counters.fd, name)
-        if source.type == MapType.RINGBUF and name not in self._counted:
-            # Only the program sees a failed ring buffer submit; say so when it does not count.
-            warnings.warn(
-                f"ring buffer {name!r}: the program does not count failed submits, so "
-                f"stats.dropped stays 0; check each submit with BPFNB_CHECK_SUBMIT({name}, err) "
-                f"or BPFNB_COUNT_DROP({name})",
-                stacklevel=2,
-            )
         stream = open_stream(
             source.fd, layout, name, maxlen=maxlen, drops=drops, perf_pages=perf_pages
         )

@@ -13,7 +13,8 @@ __all__ = ["Session", "session_for"]
 
 
 class Session:
-    """Live ``BpfObject``s by name. Replacing a name closes the object it held first."""
+    """Live ``BpfObject``s by name. Replacing a name closes the object it held only once its
+    successor is loaded and attached."""
 
     def __init__(self, namespace: dict[str, Any] | None = None) -> None:
         self.objects: dict[str, BpfObject] = {}
@@ -22,12 +23,24 @@ class Session:
         atexit.register(self.close_all)
 
     def replace(self, name: str, create: Callable[[], BpfObject]) -> BpfObject:
-        """Close the object called ``name`` (if any), create its successor and bind it."""
-        self.close(name)
-        obj = create()
+        """Create the object called ``name``, bind it, and then close the one it replaces.
+
+        When ``create`` fails (a compile, verifier or attach error, an interrupt), the previous
+        object stays live and bound, and the error says so.
+        """
+        try:
+            obj = create()
+        except BaseException as err:
+            previous = self.objects.get(name)
+            if previous is not None and not previous.closed:
+                _add_note(err, f"{name} still holds the previous version, which stays attached")
+            raise
+        old = self.objects.get(name)
         self.objects[name] = obj
         if self.namespace is not None:
             self.namespace[name] = obj
+        if old is not None and old is not obj:
+            old.close()
         return obj
 
     def close(self, name: str) -> bool:
@@ -44,6 +57,11 @@ class Session:
 
     def listing(self) -> Listing:
         return Listing({name: obj for name, obj in self.objects.items() if not obj.closed})
+
+
+def _add_note(err: BaseException, note: str) -> None:
+    # BaseException.add_note() came with Python 3.11 (PEP 678); the attribute works before.
+    err.__notes__ = [*getattr(err, "__notes__", []), note]
 
 
 class Listing:

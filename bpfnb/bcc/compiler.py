@@ -18,7 +18,8 @@ from bpfnb.bcc.bindings import import_bcc
 from bpfnb.bcc.capture import captured_output
 from bpfnb.bcc.llvm_guard import LlvmFatalError, run_guarded
 from bpfnb.bcc.module import BccModule
-from bpfnb.bcc.preamble import PREAMBLE, counted_maps
+from bpfnb.bcc.preamble import PREAMBLE
+from bpfnb.bcc.submits import Insertions, counted_submits
 from bpfnb.diagnostics import CELL_FILE, parse_diagnostics
 from bpfnb.errors import CompileError, Diagnostic, PrivilegeError
 from bpfnb.events import DROP_COUNTER_MAP
@@ -57,16 +58,16 @@ class _NoAutoloadFactory:
         return cls._cls
 
 
-def _build(text: str, flags: list[str]) -> Any:
+def _build(text: str, counted_text: str, insertions: Insertions, flags: list[str]) -> Any:
     # bcc's BPF object for the cell, compiled on a guarded thread (see llvm_guard).
     cls = _NoAutoloadFactory.cls()
     bpf = cls.__new__(cls)
-    source = _source_with_preamble(text).encode()  # bcc wants bytes (it warns on str)
+    source = _source_with_preamble(counted_text).encode()  # bcc wants bytes (it warns on str)
     with captured_output() as output:
         try:
             run_guarded(lambda: bpf.__init__(text=source, cflags=flags))
-        except Exception as err:
-            failure: Exception | None = err
+        except BaseException as err:
+            failure: BaseException | None = err
         else:
             failure = None
     if isinstance(failure, LlvmFatalError):
@@ -78,7 +79,11 @@ def _build(text: str, flags: list[str]) -> Any:
         atexit.unregister(bpf.cleanup)
         with contextlib.suppress(Exception):
             bpf.cleanup()
-        diagnostics = parse_diagnostics(output.text(), text)
+        if not isinstance(failure, Exception):
+            raise failure  # an interrupt: nothing of the cell is kept
+        diagnostics = parse_diagnostics(
+            output.text(), text, compiled=counted_text, column=insertions.original_column
+        )
         raise CompileError(diagnostics, output.text() or str(failure)) from None
     return bpf
 
@@ -89,6 +94,7 @@ def compile(
     cflags: Iterable[str] | None = None,
     attach: bool = True,
     name: str = "bpf",
+    count_submits: bool = True,
 ) -> BpfObject:
     """Compile BPF C with libbcc, load it, and (by default) attach by bcc's conventions.
 
@@ -97,13 +103,19 @@ def compile(
     ``kretfunc__``, ``lsm__``) are loaded now and attached unless ``attach=False``; any other
     function is loaded when an ``attach_*`` call names it.
 
+    Every ``NAME.perf_submit``, ``perf_submit_skb``, ``ringbuf_output`` and ``ringbuf_reserve``
+    call is wrapped so that a failure is counted (see :mod:`bpfnb.bcc.submits`), and
+    ``obj.stream(NAME).stats`` accounts for every event; ``count_submits=False`` compiles the
+    text as it is (the stats then say the events are not counted).
+
     Errors are typed: ``CompileError`` (with cell line numbers), ``VerifierError``,
     ``KernelFeatureError``, ``AttachError``, ``PrivilegeError``. On any error nothing stays
     attached or loaded.
     """
     if not caps.can_bpf():
         raise PrivilegeError("CAP_BPF (or CAP_SYS_ADMIN)", "compiling and loading BPF programs")
-    module = BccModule(_build(text, _cflags(defines, cflags)))
+    counted_text, counted, insertions = counted_submits(text, count_submits)
+    module = BccModule(_build(text, counted_text, insertions, _cflags(defines, cflags)))
     try:
         obj = BpfObject(
             name,
@@ -111,7 +123,7 @@ def compile(
             module.maps(),
             loader=module,
             drop_counters=module.hidden_map(DROP_COUNTER_MAP),
-            counted=counted_maps(text),
+            counted=counted,
             closers=[module.release],
             source=text,
         )

@@ -34,12 +34,14 @@ __all__ = [
     "load_source",
     "parse_constants",
     "vmlinux_header_dir",
+    "with_counted_submits",
 ]
 
 #: bpfnb's own ``<bpf/bpf_helpers.h>``, ``<bpf/bpf_tracing.h>`` and ``<bpfnb/counted.h>``.
 INCLUDE_DIR = str(Path(__file__).parent / "include")
 CELL_FILE = "cell.bpf.c"
 _TARGET_ARCH = {"x86_64": "x86", "aarch64": "arm64", "s390x": "s390", "ppc64le": "powerpc"}
+_INCLUDE = re.compile(r"^[ \t]*#[ \t]*include\b.*$", re.MULTILINE)
 _VMLINUX_INCLUDE = re.compile(r'^[ \t]*#[ \t]*include[ \t]*[<"]vmlinux\.h[>"]', re.MULTILINE)
 
 
@@ -121,11 +123,24 @@ def clang_command(source_path: str, output: str, flags: Iterable[str] = ()) -> l
     ]
 
 
-def compile_source(text: str, clang_flags: str | Iterable[str] = (), name: str = "cell") -> str:
+def with_counted_submits(text: str) -> str:
+    """``text`` including ``<bpfnb/counted.h>`` after its last ``#include``, with a ``#line``
+    directive that keeps the text's own line numbers."""
+    includes = list(_INCLUDE.finditer(text))
+    line = text[: includes[-1].end()].count("\n") + 1 if includes else 0
+    lines = text.split("\n")
+    added = [f'#include <bpfnb/counted.h>\n#line {line + 1} "{CELL_FILE}"']
+    return "\n".join(lines[:line] + added + lines[line:])
+
+
+def compile_source(
+    text: str, clang_flags: str | Iterable[str] = (), name: str = "cell", counted: bool = True
+) -> str:
     """Compile BPF C (a cell's text) into an object file and return its path.
 
-    ``clang_flags`` (a string is split like a shell would) are added after bpfnb's own. Errors
-    raise :class:`CompileError` whose diagnostics carry the cell's line numbers.
+    ``clang_flags`` (a string is split like a shell would) are added after bpfnb's own. With
+    ``counted``, the text includes ``<bpfnb/counted.h>``, so that every failed event submit is
+    counted. Errors raise :class:`CompileError` whose diagnostics carry the cell's line numbers.
     """
     if isinstance(clang_flags, str):
         clang_flags = shlex.split(clang_flags)
@@ -133,7 +148,7 @@ def compile_source(text: str, clang_flags: str | Iterable[str] = (), name: str =
     directory = Path(tempfile.mkdtemp(prefix=f"{safe}-", dir=_work_dir()))
     source_path = directory / CELL_FILE
     output = directory / f"{safe}.o"
-    source_path.write_text(text)
+    source_path.write_text(with_counted_submits(text) if counted else text)
     try:
         flags = elf_cflags(text)
     except FileNotFoundError as err:
@@ -158,12 +173,14 @@ def load_source(
     constants: Mapping[str, object] | None = None,
     attach: bool = True,
     pin_root: str | None = None,
+    pin: bool = True,
 ) -> BpfObject:
     """Compile ``text`` with clang, load it with the ELF loader and (by default) attach it by
     section: the :class:`~bpfnb.BpfObject` is named ``name`` and keeps ``text`` as its source.
+    Pinning is as for :func:`bpfnb.elf.load`.
     """
     path = compile_source(text, clang_flags, name)
-    obj = load_elf(path, constants=constants, attach=attach, pin_root=pin_root, name=name)
+    obj = load_elf(path, constants=constants, attach=attach, pin_root=pin_root, pin=pin, name=name)
     obj.source = text
     return obj
 

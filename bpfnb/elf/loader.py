@@ -24,13 +24,14 @@ from bpfnb.elf.relocate import apply_fds
 from bpfnb.elf.spec import KERNEL_VERSION_CURRENT, MapSpec, ObjectSpec, ProgramSpec, encode_value
 from bpfnb.errors import KernelFeatureError, VerifierError
 from bpfnb.events import DROP_COUNTER_MAP
-from bpfnb.maps import Map, open_map
+from bpfnb.maps import EventMap, Map, open_map
 from bpfnb.object import BpfObject, Program
 from bpfnb.sys import bpf, features
 from bpfnb.sys.constants import MapType, ProgType
 from bpfnb.sys.cpus import possible_cpus
 from bpfnb.sys.fd import FD
 from bpfnb.sys.kernel_btf import VMLINUX_BTF
+from bpfnb.sys.mounts import BPFFS
 
 __all__ = ["load", "load_elf"]
 
@@ -43,16 +44,20 @@ def load(
     constants: Mapping[str, object] | None = None,
     pin_root: str | None = None,
     pin_paths: Mapping[str, str] | None = None,
+    pin: bool = True,
 ) -> BpfObject:
     """Create the maps and load the programs of an object (a path, bytes or a spec).
 
     ``constants`` sets ``const volatile`` globals by name before load. The spec itself is not
-    changed. Maps whose spec asks for pinning are pinned under ``pin_root`` only when it is
-    given (see :mod:`bpfnb.elf.pinning`; ``pin_paths`` gives PIN_CUSTOM_NS maps their paths).
-    An existing pin is reused; ``obj.close(unpin=True)`` removes the object's pins.
+    changed. Maps whose definition asks for pinning (gobpf's PIN_GLOBAL_NS/PIN_CUSTOM_NS,
+    libbpf's LIBBPF_PIN_BY_NAME) are pinned as gobpf and libbpf pin them, under
+    ``/sys/fs/bpf``, or under ``pin_root`` when given; ``pin=False`` pins nothing (see
+    :mod:`bpfnb.elf.pinning`; ``pin_paths`` gives PIN_CUSTOM_NS maps their paths). An existing
+    pin is reused; ``obj.close(unpin=True)`` removes the object's pins.
     """
     spec = spec_or_path if isinstance(spec_or_path, ObjectSpec) else read(spec_or_path)
-    return _Loader(spec, dict(constants or {}), pin_root, pin_paths).load()
+    root = (pin_root or BPFFS) if pin else None
+    return _Loader(spec, dict(constants or {}), root, pin_paths).load()
 
 
 def load_elf(
@@ -62,12 +67,13 @@ def load_elf(
     pin_root: str | None = None,
     pin_paths: Mapping[str, str] | None = None,
     name: str | None = None,
+    pin: bool = True,
 ) -> BpfObject:
     """Load a clang-built BPF object; with ``attach``, attach each program by its section.
 
     ``name`` names the object (default: the file's name); the rest is as for :func:`load`.
     """
-    obj = load(path, constants=constants, pin_root=pin_root, pin_paths=pin_paths)
+    obj = load(path, constants=constants, pin_root=pin_root, pin_paths=pin_paths, pin=pin)
     if name is not None:
         obj.name = name
     if attach:
@@ -136,11 +142,17 @@ class _Loader:
         if self.btf_fd is not None:
             closers.append(self.btf_fd.close)
         closers += [p.owner.close for p in programs.values()]
+        drop_counters = maps.pop(DROP_COUNTER_MAP, None)
+        # <bpfnb/counted.h> counts the failed submits of every event map it sees.
+        counted = [
+            n for n, m in maps.items() if drop_counters is not None and isinstance(m, EventMap)
+        ]
         obj = BpfObject(
             self.object_name,
             programs,
             maps,
-            drop_counters=maps.pop(DROP_COUNTER_MAP, None),
+            drop_counters=drop_counters,
+            counted=counted,
             closers=closers,
             pins=self.pins,
             spec=self.spec,

@@ -47,13 +47,15 @@ def open_stream(
     maxlen: int = 100_000,
     drops: Counter | None = None,
     perf_pages: int = DEFAULT_PAGES,
+    background: bool = True,
 ) -> EventStream:
     """An :class:`EventStream` of ``layout`` records over the perf event array or ring buffer
     ``map_fd`` (called ``name``).
 
-    ``drops`` counts the events the program failed to submit (see :mod:`bpfnb.events.drops`);
-    ``perf_pages`` is the size of each per-CPU perf ring in pages (a power of two); a ring
-    buffer's size is fixed by its map. The stream owns ``drops`` and closes it.
+    ``drops`` counts the events the program failed to submit (see :mod:`bpfnb.events.drops`;
+    None when the program does not count them); ``perf_pages`` is the size of each per-CPU
+    perf ring in pages (a power of two); a ring buffer's size is fixed by its map. With
+    ``background`` a thread drains the rings from now on. The stream owns ``drops``.
     """
     if maxlen < 1:
         raise ValueError(f"maxlen must be at least 1, not {maxlen}")
@@ -64,4 +66,8 @@ def open_stream(
         reader = PerfBufferReader(map_fd, layout.size, pages=perf_pages)
     else:
         reader = RingBufferReader(map_fd, layout.size, int(info.max_entries))
-    return EventStream(name, reader, layout, maxlen=maxlen, drops=drops)
+    try:
+        return EventStream(name, reader, layout, maxlen=maxlen, drops=drops, background=background)
+    except BaseException:
+        reader.close()
+        raise

@@ -1,9 +1,12 @@
 """``EventStream``: events from a perf buffer or a ring buffer, kept as numpy chunks.
 
-Each ``poll()`` decodes what arrived into one structured array (one numpy step per batch) and
-appends it to a ring of chunks holding at most ``maxlen`` rows; older rows are discarded and
-counted. Frames are built from the chunks on demand, with :mod:`bpfnb.frames` naming the
-columns exactly as ``Map.to_frame()`` does.
+With ``background=True`` (what ``BpfObject.stream()`` asks for) a thread drains the rings from
+the start into a bounded list of raw payload blocks, so the kernel's buffers keep room while
+the notebook runs other code; what falls past ``maxlen`` is counted as discarded. Decoding stays
+on the caller's thread and batched: ``poll()`` (and any read of the rows) turns the pending
+blocks into one structured array (one numpy step per batch) and appends it to a ring of chunks
+holding at most ``maxlen`` rows. Frames are built from the chunks on demand, with
+:mod:`bpfnb.frames` naming the columns exactly as ``Map.to_frame()`` does.
 """
 
 from __future__ import annotations
@@ -11,6 +14,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import html
+import sys
+import threading
 import time
 from collections import deque
 from dataclasses import dataclass
@@ -28,6 +33,34 @@ from bpfnb.progress import Progress
 __all__ = ["EventReader", "EventStream", "StreamStats"]
 
 _RECHECK_SECONDS = 0.005
+_DRAIN_WAIT_SECONDS = 0.05  # the drain thread's longest sleep between kernel wakeups
+# While a drain thread runs, a thread that wants the GIL gets it within this time (Python's
+# default is 5 ms). A notebook cell calling a syscall in a tight loop holds the GIL; in 5 ms it
+# can fill a 256 KiB ring, so the drain thread must get its turn sooner.
+_SWITCH_INTERVAL = 0.0005
+
+
+class _SwitchInterval:
+    """Lowers ``sys.setswitchinterval`` while any drain thread runs, then restores it."""
+
+    _lock = threading.Lock()
+    _users = 0
+    _saved = 0.0
+
+    @classmethod
+    def acquire(cls) -> None:
+        with cls._lock:
+            if cls._users == 0:
+                cls._saved = sys.getswitchinterval()
+                sys.setswitchinterval(min(cls._saved, _SWITCH_INTERVAL))
+            cls._users += 1
+
+    @classmethod
+    def release(cls) -> None:
+        with cls._lock:
+            cls._users -= 1
+            if cls._users == 0:
+                sys.setswitchinterval(cls._saved)
 
 
 class EventReader(Protocol):
@@ -50,28 +83,39 @@ class Counter(Protocol):
     def close(self) -> None: ...
 
 
+NOT_COUNTED = "not counted by the program"
+
+
 @dataclass
 class StreamStats:
     """Where the events went.
 
     - ``received``: records read from the buffer (including those later discarded);
-    - ``lost``: perf buffer records the kernel had no room for, plus failed perf submits
-      counted by the program (``BPFNB_CHECK_SUBMIT``);
-    - ``dropped``: ring buffer records the program failed to reserve or output
-      (``BPFNB_COUNT_DROP`` / ``BPFNB_CHECK_SUBMIT``);
-    - ``discarded``: received rows pushed out by ``maxlen``.
+    - ``lost`` (perf buffers) and ``dropped`` (ring buffers): events the program failed to
+      submit, counted by the program itself at each failed submit, so that after a poll
+      ``received + lost`` (or ``+ dropped``) is every event produced. ``None`` when the
+      program does not count them (an ELF object built without ``<bpfnb/counted.h>``);
+    - ``discarded``: received rows pushed out by ``maxlen``;
+    - ``kernel_lost``: what the kernel's ``PERF_RECORD_LOST`` records reported so far. They
+      arrive late (with the next record), or never once the producer stops: a cross-check.
     """
 
     received: int = 0
-    lost: int = 0
-    dropped: int = 0
+    lost: int | None = 0
+    dropped: int | None = 0
     discarded: int = 0
+    kernel_lost: int = 0
 
     def __repr__(self) -> str:
-        return (
+        text = (
             f"received={self.received} lost={self.lost} "
             f"dropped={self.dropped} discarded={self.discarded}"
         )
+        if self.lost is None or self.dropped is None:
+            text += f" ({'lost' if self.lost is None else 'dropped'} {NOT_COUNTED})"
+        if self.kernel_lost:
+            text += f" kernel_lost={self.kernel_lost}"
+        return text
 
 
 class EventStream(Closing):
@@ -89,6 +133,7 @@ class EventStream(Closing):
         layout: Layout,
         maxlen: int = 100_000,
         drops: Counter | None = None,
+        background: bool = False,
     ) -> None:
         if maxlen < 1:
             raise ValueError(f"maxlen must be at least 1, not {maxlen}")
@@ -106,6 +151,21 @@ class EventStream(Closing):
         self._discarded = 0
         self._task: asyncio.Task[None] | None = None
         self._final_drops = 0  # the program's submit failures, as of close()
+        # Raw payload blocks read but not decoded yet (at most maxlen rows), and the lock that
+        # the drain thread and the caller share for the reader and these blocks.
+        self._lock = threading.Lock()
+        self._pending: deque[np.ndarray] = deque()
+        self._pending_rows = 0
+        self._drain_error: BaseException | None = None
+        self._background_rows = 0  # rows the drain thread read since the last poll
+        self._stop_drain = threading.Event()
+        self._drainer: threading.Thread | None = None
+        if background:
+            self._drainer = threading.Thread(
+                target=self._drain_loop, name=f"bpfnb-stream-{name}", daemon=True
+            )
+            _SwitchInterval.acquire()
+            self._drainer.start()
 
     # -- reading ---------------------------------------------------------------------------------
 
@@ -134,14 +194,61 @@ class EventStream(Closing):
         return count
 
     def _read(self) -> int:
+        # Read what the rings hold now, then decode it with what the drain thread kept.
+        with self._lock:
+            if self._drain_error is not None:
+                error, self._drain_error = self._drain_error, None
+                raise error
+            arrived = self._drain() if self._reader is not None else 0
+            arrived += self._take_background_rows()
+            blocks, self._pending = list(self._pending), deque()
+            self._pending_rows = 0
+        if blocks:
+            self._keep(Batch(blocks).records(self.layout.dtype))
+        return arrived
+
+    def _drain(self) -> int:
+        # One read of the rings into the pending blocks (the lock is held).
         assert self._reader is not None
         batch = self._reader.read()
         self._kernel_lost += batch.lost
-        records = batch.records(self.layout.dtype)
-        if len(records):
-            self._received += len(records)
-            self._keep(records)
-        return len(records)
+        count = batch.count
+        if count:
+            self._received += count
+            self._pending.extend(batch.blocks)
+            self._pending_rows += count
+            self._trim_pending()
+        return count
+
+    def _trim_pending(self) -> None:
+        while self._pending_rows > self.maxlen:
+            excess = self._pending_rows - self.maxlen
+            oldest = self._pending[0]
+            cut = min(len(oldest), excess)
+            if cut == len(oldest):
+                self._pending.popleft()
+            else:
+                self._pending[0] = oldest[cut:]
+            self._pending_rows -= cut
+            self._discarded += cut
+
+    def _drain_loop(self) -> None:
+        # The background thread: move records out of the kernel's rings as they arrive.
+        while not self._stop_drain.is_set():
+            self._poller.wait(_DRAIN_WAIT_SECONDS)
+            with self._lock:
+                if self._reader is None or self._stop_drain.is_set():
+                    return
+                try:
+                    self._background_rows += self._drain()
+                except Exception as err:  # handed to the caller's next poll
+                    self._drain_error = err
+                    return
+
+    def _take_background_rows(self) -> int:
+        # Rows the drain thread read since the last poll: they arrived by this poll too.
+        rows, self._background_rows = self._background_rows, 0
+        return rows
 
     def _keep(self, records: np.ndarray) -> None:
         if len(records) > self.maxlen:
@@ -166,24 +273,34 @@ class EventStream(Closing):
     @property
     def stats(self) -> StreamStats:
         """Counts of events received, lost, dropped and discarded so far."""
-        failed = self._final_drops
-        if self._drops is not None and not self.closed:
-            failed = self._drops.count
+        failed: int | None = None
+        if self._drops is not None:
+            failed = self._final_drops if self.closed else self._drops.count
         perf = self._kind == "perf buffer"
         return StreamStats(
             received=self._received,
-            lost=self._kernel_lost + (failed if perf else 0),
+            lost=failed if perf else 0,
             dropped=0 if perf else failed,
             discarded=self._discarded,
+            kernel_lost=self._kernel_lost,
         )
 
+    @property
+    def counted(self) -> bool:
+        """Whether the program counts its failed submits (so ``lost``/``dropped`` are exact)."""
+        return self._drops is not None
+
     def __len__(self) -> int:
+        if self._drainer is not None and not self.closed:
+            self._read()
         return self._rows
 
     # -- results ---------------------------------------------------------------------------------
 
     def records(self) -> np.ndarray:
         """The retained events as one structured numpy array (oldest first)."""
+        if self._drainer is not None:
+            self._read()  # what the drain thread holds belongs to the rows already
         if not self._chunks:
             return np.empty(0, dtype=self.layout.dtype)
         if len(self._chunks) > 1:
@@ -220,7 +337,7 @@ class EventStream(Closing):
             offset = _monotonic_to_realtime_ns()
             wall = data["ts"].astype(np.int64) + np.int64(offset)
             data = {"time": pd.to_datetime(wall, unit="ns", utc=True), **data}
-        first = self._received - self._rows + skip
+        first = self._received - self._pending_rows - self._rows + skip
         index = pd.RangeIndex(first, first + len(records))
         return pd.DataFrame(data, index=index, copy=False)
 
@@ -246,7 +363,8 @@ class EventStream(Closing):
                 arrived += self.poll(timeout=min(0.1, duration - elapsed))
                 bar.update(time.monotonic() - started, f"{arrived} events")
         except KeyboardInterrupt:
-            pass
+            elapsed = time.monotonic() - started
+            print(f"{self.name}: interrupted after {elapsed:.1f} s; {arrived} events kept")
         finally:
             bar.close()
         with contextlib.suppress(KeyboardInterrupt):
@@ -278,13 +396,21 @@ class EventStream(Closing):
         if self._reader is None:
             return
         self.stop()
+        self._stop_drain.set()
+        if self._drainer is not None and self._drainer is not threading.current_thread():
+            self._drainer.join()
+            _SwitchInterval.release()
+            with contextlib.suppress(Exception):  # keep what the rings still hold
+                self._read()
         if self._drops is not None:
             with contextlib.suppress(OSError):
                 self._final_drops = self._drops.count
             self._drops.close()
-        reader, self._reader = self._reader, None
+        with self._lock:
+            reader, self._reader = self._reader, None
         self._poller.close()
-        reader.close()
+        if reader is not None:
+            reader.close()
 
     # -- display ---------------------------------------------------------------------------------
 
@@ -299,7 +425,7 @@ class EventStream(Closing):
         esc = html.escape
         stats = self.stats
         cells = "".join(
-            f"<td>{value}</td>"
+            f"<td>{NOT_COUNTED if value is None else value}</td>"
             for value in (stats.received, stats.lost, stats.dropped, stats.discarded)
         )
         state = "closed" if self.closed else ("polling" if self.running else "open")

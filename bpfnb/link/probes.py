@@ -140,16 +140,6 @@ def open_probe_event(probe: ProbeEvent, pid: int = -1) -> FD:
         raise
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def sweep_stale_probes() -> list[str]:
     """Remove bpfnb tracefs probes whose process is gone; returns the entries removed.
 
@@ -170,7 +160,7 @@ def sweep_stale_probes() -> list[str]:
             event = head.split(":", 1)[-1]
             group, _, name = event.partition("/")
             match = _STALE_NAME.match(name)
-            if not match or _alive(int(match.group(1))):
+            if not match or tracefs.owner_alive(int(match.group(1))):
                 continue
             try:
                 write_events(kind, f"-:{group}/{name}")

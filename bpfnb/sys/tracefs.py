@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
+import itertools
 import os
 import select
-import time
-from collections.abc import Callable
 
 from bpfnb.closing import Closing
 
-__all__ = ["TracePipe", "mount_point", "tracepoint_id"]
+__all__ = ["TracePipe", "mount_point", "owner_alive", "tracepoint_id"]
 
 _CANDIDATES = ("/sys/kernel/tracing", "/sys/kernel/debug/tracing")
 
@@ -32,14 +32,26 @@ def tracepoint_id(category: str, name: str) -> int:
 
 
 class TracePipe(Closing):
-    """The tracefs ``trace_pipe``, opened non-blocking. Reading consumes what it returns."""
+    """``bpf_trace_printk`` output written from now on, read without blocking.
+
+    bpfnb reads it from a tracefs instance of its own (``instances/bpfnb_<pid>_<n>``) with the
+    ``bpf_trace:bpf_trace_printk`` event enabled (Linux 5.10, commit ac5a72ea5c89): it starts
+    empty, so lines written before are never shown, and reading it takes nothing from other
+    readers of the shared ``trace_pipe``. Kernels without that event fall back to the shared
+    ``trace_pipe``, emptied first. The kernel does not record which program wrote a line.
+    """
 
     def __init__(self) -> None:
         root = mount_point()
         if root is None:
             raise FileNotFoundError("tracefs is not mounted: run python -m bpfnb doctor --fix")
-        self._fd = os.open(os.path.join(root, "trace_pipe"), os.O_RDONLY | os.O_NONBLOCK)
+        self._instance = _own_instance(root)
+        path = os.path.join(self._instance or root, "trace_pipe")
+        self._fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
         self._partial = b""
+        if self._instance is None:
+            self.read_lines()  # older lines in the shared pipe: not ours to show
+            self._partial = b""
 
     def read_lines(self, timeout: float = 0.0) -> list[str]:
         """The complete lines available now (waiting up to ``timeout`` seconds for some)."""
@@ -59,17 +71,58 @@ class TracePipe(Closing):
         *lines, self._partial = data.split(b"\n")
         return [line.decode(errors="replace") for line in lines if line.strip()]
 
-    def follow(self, seconds: float, emit: Callable[[str], None]) -> int:
-        """Pass each line to ``emit`` for ``seconds``; returns how many lines were read."""
-        deadline = time.monotonic() + seconds
-        count = 0
-        while (left := deadline - time.monotonic()) > 0:
-            for line in self.read_lines(timeout=min(left, 0.2)):
-                emit(line)
-                count += 1
-        return count
-
     def close(self) -> None:
         if self._fd >= 0:
             os.close(self._fd)
             self._fd = -1
+        if self._instance is not None:
+            _remove_instance(self._instance)
+            self._instance = None
+
+
+_PRINTK_EVENT = os.path.join("events", "bpf_trace", "bpf_trace_printk", "enable")
+_INSTANCE_PREFIX = "bpfnb_"
+_instances = itertools.count()
+
+
+def _own_instance(root: str) -> str | None:
+    # A new tracefs instance receiving bpf_trace_printk lines, or None when the kernel has no
+    # such event (or no instances).
+    if not os.path.exists(os.path.join(root, _PRINTK_EVENT)):
+        return None
+    _sweep_instances(root)
+    path = os.path.join(root, "instances", f"{_INSTANCE_PREFIX}{os.getpid()}_{next(_instances)}")
+    try:
+        os.mkdir(path)
+        with open(os.path.join(path, _PRINTK_EVENT), "w") as f:
+            f.write("1")
+    except OSError:
+        _remove_instance(path)
+        return None
+    return path
+
+
+def _remove_instance(path: str) -> None:
+    with contextlib.suppress(OSError):
+        os.rmdir(path)
+
+
+def _sweep_instances(root: str) -> None:
+    # Instances left by bpfnb processes that died before closing their pipe.
+    directory = os.path.join(root, "instances")
+    with contextlib.suppress(OSError):
+        for name in os.listdir(directory):
+            pid = name[len(_INSTANCE_PREFIX) :].split("_", 1)[0]
+            if name.startswith(_INSTANCE_PREFIX) and pid.isdigit() and not owner_alive(int(pid)):
+                _remove_instance(os.path.join(directory, name))
+
+
+def owner_alive(pid: int) -> bool:
+    """Whether process ``pid``, which named a tracefs entry after itself, still runs."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

@@ -157,6 +157,24 @@ def test_rerun_replaces_and_closes_previous(shell) -> None:
     assert second.closed
 
 
+def test_a_failed_rerun_keeps_the_working_object(shell) -> None:
+    first = shell.run_cell_magic("bpf", "kept -D PID={os.getpid()}", GETPPID_COUNTER)
+    for _ in range(30):
+        os.getppid()
+    typo = GETPPID_COUNTER.replace("calls.increment(0)", "calls.increment(slot)")
+    with pytest.raises(CompileError) as err:
+        shell.run_cell_magic("bpf", "kept -D PID={os.getpid()}", typo)
+    rendered = "\n".join(err.value._render_traceback_())
+    assert "kept still holds the previous version" in rendered
+    assert shell.user_ns["kept"] is first and not first.closed
+    for _ in range(12):
+        os.getppid()
+    assert _count(first) == 42  # it kept counting, and kept its counts
+    assert "kept: tracepoint:syscalls:sys_enter_getppid" in repr(
+        shell.run_line_magic("bpf_list", "")
+    )
+
+
 def test_no_attach_and_duration(shell) -> None:
     obj = shell.run_cell_magic("bpf", "idle --no-attach -D PID={os.getpid()}", GETPPID_COUNTER)
     os.getppid()

@@ -108,7 +108,7 @@ def test_two_loads_share_a_libbpf_pinned_map(clang_build, pin_root: str) -> None
     second = load_elf(path, constants=pid, pin_root=pin_root)
     pinned = f"{pin_root}/pinned_calls"
     try:
-        assert first.pins == second.pins == {"pinned_calls": pinned}  # type: ignore[attr-defined]
+        assert first.pins == second.pins == {"pinned_calls": pinned}
         ids = {bpf.map_info(o.maps["pinned_calls"].fd).id for o in (first, second)}
         assert len(ids) == 1
         for _ in range(50):
@@ -118,7 +118,7 @@ def test_two_loads_share_a_libbpf_pinned_map(clang_build, pin_root: str) -> None
     finally:
         first.close()
     assert os.path.exists(pinned)  # plain close keeps the pin
-    second.close(unpin=True)  # type: ignore[call-arg]
+    second.close(unpin=True)
     assert not os.path.exists(pinned)
 
 
@@ -130,7 +130,7 @@ def test_gobpf_pinning_through_the_loader(clang_build, pin_root: str) -> None:
     with pytest.raises(PinError, match="PIN_CUSTOM_NS needs a path"):
         load_elf(path, pin_root=pin_root)
     obj = load_elf(path, pin_root=pin_root, pin_paths={"custom_calls": "mine/custom"})
-    pins = dict(obj.pins)  # type: ignore[attr-defined]
+    pins = dict(obj.pins)
     try:
         assert pins == {
             "global_calls": f"{pin_root}/bpfnb_ns/globals/global_calls",
@@ -138,18 +138,35 @@ def test_gobpf_pinning_through_the_loader(clang_build, pin_root: str) -> None:
         }
         assert all(os.path.exists(p) for p in pins.values())
     finally:
-        obj.close(unpin=True)  # type: ignore[call-arg]
+        obj.close(unpin=True)
     assert not any(os.path.exists(p) for p in pins.values())
 
 
-def test_nothing_is_pinned_without_a_pin_root(clang_build) -> None:
+def test_pins_by_default_where_libbpf_would(clang_build) -> None:
     from bpfnb.elf.compiler import elf_cflags
     from bpfnb.elf.loader import load_elf
 
     path = clang_build("link_pinned_btf", *elf_cflags())
-    with load_elf(path, attach=False) as obj:
-        assert obj.pins == {}  # type: ignore[attr-defined]
-    assert not os.path.exists("/sys/fs/bpf/pinned_calls")
+    pinned = "/sys/fs/bpf/pinned_calls"  # LIBBPF_PIN_BY_NAME under libbpf's default root
+    unpin(pinned)  # nothing left from an earlier, interrupted run
+    pid = {"target_pid": os.getpid()}
+    first = load_elf(path, constants=pid)
+    second = load_elf(path, constants=pid)
+    try:
+        assert first.pins == second.pins == {"pinned_calls": pinned}
+        assert os.path.exists(pinned)
+        ids = {bpf.map_info(o.maps["pinned_calls"].fd).id for o in (first, second)}
+        assert len(ids) == 1  # the second load reused the pin
+        for _ in range(30):
+            os.getppid()
+        assert first.maps["pinned_calls"][0] == 60  # both programs count into the one map
+    finally:
+        first.close()
+        second.close(unpin=True)
+    assert not os.path.exists(pinned)
+    with load_elf(path, attach=False, pin=False) as obj:
+        assert obj.pins == {}
+    assert not os.path.exists(pinned)
 
 
 def test_a_bpffs_mounted_elsewhere_is_a_valid_pin_root(tmp_path) -> None:

@@ -105,7 +105,9 @@ def test_maxlen_keeps_newest_rows_and_counts_the_rest() -> None:
     frame = stream.to_frame()
     assert frame["seq"].tolist() == list(range(28, 38))
     assert frame.index.tolist() == list(range(28, 38))  # numbered from the first event
-    assert stream.stats == StreamStats(received=38, lost=0, dropped=0, discarded=28)
+    # No drop counter: the program does not count failed submits, and the stats say so.
+    assert stream.stats == StreamStats(received=38, lost=0, dropped=None, discarded=28)
+    assert not stream.counted and "dropped not counted by the program" in repr(stream.stats)
 
 
 def test_tail_and_clear() -> None:
@@ -128,7 +130,9 @@ def test_lost_and_dropped_by_buffer_kind() -> None:
     perf_reader.push(0, 2, lost=5)
     perf.poll()
     drops.count = 3
-    assert perf.stats == StreamStats(received=2, lost=8, dropped=0, discarded=0)
+    # The program's own count is what was lost; the kernel's LOST records only cross-check it.
+    assert perf.stats == StreamStats(received=2, lost=3, dropped=0, discarded=0, kernel_lost=5)
+    assert perf.counted and "kernel_lost=5" in repr(perf.stats)
     ring_reader = FakeReader("ring buffer")
     ring = EventStream("r", ring_reader, LAYOUT, drops=drops)
     assert ring.stats.dropped == 3 and ring.stats.lost == 0
@@ -221,3 +225,49 @@ def test_background_polling_needs_a_running_loop() -> None:
     with pytest.raises(RuntimeError, match="running asyncio loop"):
         stream.run_in_background()
     assert not stream.running
+
+
+def test_a_perf_stream_without_a_counter_reports_lost_as_unknown() -> None:
+    stream, reader = make(kind="perf buffer")
+    reader.push(0, 2, lost=4)
+    stream.poll()
+    assert stream.stats.lost is None and stream.stats.kernel_lost == 4
+    assert "lost not counted by the program" in repr(stream.stats)
+    stream.close()
+
+
+def test_background_drain_keeps_reading_while_the_caller_is_busy() -> None:
+    reader = FakeReader()
+    stream = EventStream("events", reader, LAYOUT, maxlen=50, background=True)
+    try:
+        for first in range(0, 80, 10):
+            reader.push(first, 10)
+        os.write(reader._pipe[1], b"x")  # wake the drain thread, as the kernel would
+        deadline = time.monotonic() + 5
+        while reader.batches and time.monotonic() < deadline:
+            time.sleep(0.01)  # the caller is busy; it never polls
+        assert not reader.batches, "the drain thread did not read"
+        # 80 events arrived in the background; 30 fell past maxlen while still raw.
+        frame = stream.to_frame()
+        assert frame["seq"].tolist() == list(range(30, 80))
+        assert stream.stats.received == 80 and stream.stats.discarded == 30
+        assert stream.poll() == 0  # already counted as arrived when they were drained
+    finally:
+        stream.close()
+    assert reader.closed
+
+
+def test_a_drain_thread_error_reaches_the_caller() -> None:
+    reader = FakeReader()
+    reader.batches.append(OSError(5, "ring is gone"))
+    stream = EventStream("events", reader, LAYOUT, background=True)
+    try:
+        os.write(reader._pipe[1], b"x")
+        deadline = time.monotonic() + 5
+        while reader.reads == 0 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        time.sleep(0.05)
+        with pytest.raises(OSError, match="ring is gone"):
+            stream.poll()
+    finally:
+        stream.close()
