@@ -23,6 +23,13 @@ from bpfnb.object import BpfObject, Program
 __version__ = "0.1.0"
 
 
+def __getattr__(name: str) -> Any:
+    # bpfnb.last_error: the last bpfnb error a notebook showed, with its log and diagnostics.
+    if name == "last_error":
+        return errors.last_error
+    raise AttributeError(f"module 'bpfnb' has no attribute {name!r}")
+
+
 def load_ipython_extension(ipython: Any) -> None:
     """``%load_ext bpfnb``: register the magics."""
     from bpfnb.magics import BpfMagics  # defers IPython's magic machinery to %load_ext

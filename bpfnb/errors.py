@@ -6,9 +6,11 @@ traceback into ctypes; the full detail stays on the exception's attributes.
 
 from __future__ import annotations
 
+import difflib
 import errno as errno_module
 import html
 import os
+import re
 from dataclasses import dataclass, field
 
 __all__ = [
@@ -21,19 +23,44 @@ __all__ = [
     "Interrupted",
     "KernelFeatureError",
     "MapError",
+    "MissingKeyError",
     "NoSuchMapError",
+    "NoSuchProgramError",
     "PinError",
     "PrivilegeError",
     "VerifierError",
+    "last_error",
+    "not_found",
+    "remember",
 ]
+
+
+#: The last bpfnb error a notebook showed (``bpfnb.last_error``): its ``.log``, ``.diagnostics``
+#: and the rest stay reachable without ``sys.last_value``.
+last_error: BaseException | None = None
+
+
+def remember(err: BaseException) -> None:
+    """Make ``err`` the last error (what a notebook just showed)."""
+    global last_error
+    last_error = err
 
 
 class BpfError(Exception):
     """Base class of every error bpfnb raises on purpose."""
 
+    def __str__(self) -> str:
+        # bytes from the bindings read b'name' in Python's repr; a user wrote name.
+        # BaseException's own text: a KeyError subclass would quote it.
+        return _BYTES_LITERAL.sub(r"'\1'", BaseException.__str__(self))
+
     def _render_traceback_(self) -> list[str]:
         # IPython calls this instead of printing a traceback.
+        remember(self)
         return [f"\x1b[31m{type(self).__name__}\x1b[0m: {self}", *_notes(self)]
+
+
+_BYTES_LITERAL = re.compile(r"\bb'((?:[^'\\\n]|\\.)*)'")
 
 
 def _notes(err: BaseException) -> list[str]:
@@ -89,6 +116,7 @@ class CompileError(BpfError):
         super().__init__(summary)
 
     def _render_traceback_(self) -> list[str]:
+        remember(self)
         lines = [f"\x1b[31mCompileError\x1b[0m: {self}"]
         shown = [d for d in self.diagnostics if d.severity != "note"] or self.diagnostics
         lines += [d.render() for d in shown]
@@ -98,41 +126,62 @@ class CompileError(BpfError):
 
 
 class VerifierError(BpfError):
-    """The kernel's verifier rejected a program; ``log`` holds its whole log and ``source`` the
-    C line of the failing instruction, when the loader knows it (``file:line: text``)."""
+    """The kernel's verifier rejected a program.
 
-    def __init__(self, program: str, errno: int, log: str, source: str = "") -> None:
+    ``log`` is its whole log. ``line`` and ``source`` are the C line of the failing
+    instruction (in the cell's own numbering) when the log or the loader knows it,
+    ``instruction`` that instruction, and ``hint`` what usually fixes this kind of rejection.
+    """
+
+    def __init__(
+        self,
+        program: str,
+        errno: int,
+        log: str,
+        source: str = "",
+        cell: str | None = None,
+    ) -> None:
         self.program = program
         self.errno = errno
         self.log = log
-        self.source = source
         self.summary = _verifier_summary(log) or os.strerror(errno)
+        self.instruction = _failing_instruction(log)
+        self.line = _failing_line(log)
+        if not source and self.line is not None and cell is not None:
+            lines = cell.splitlines()
+            if 0 < self.line <= len(lines):
+                source = f"line {self.line}: {lines[self.line - 1].strip()}"
+        self.source = source
+        self.hint = _hint(log)
         message = f"program {program!r} rejected by the verifier: {self.summary}"
         super().__init__(message + (f" (at {source})" if source else ""))
 
     @property
     def failing_instruction(self) -> str:
         """The last instruction the verifier looked at before it gave up."""
-        for line in reversed(self.log.splitlines()):
-            head = line.split(":", 1)[0].strip()
-            if head.isdigit():
-                return line.strip()
-        return ""
+        return self.instruction
 
     def _render_traceback_(self) -> list[str]:
+        remember(self)
         lines = [f"\x1b[31mVerifierError\x1b[0m: {self}"]
-        if self.source:
-            lines.append(f"  source: {self.source}")
-        if self.failing_instruction:
-            lines.append(f"  at: {self.failing_instruction}")
+        if self.instruction:
+            lines.append(f"  instruction: {self.instruction}")
+        if self.hint:
+            lines.append(f"  hint: {self.hint}")
         lines.append("  (the full verifier log is in .log)")
         return lines + _notes(self)
 
     def _repr_html_(self) -> str:
+        esc = html.escape
+        rows = "".join(
+            f"<div><b>{label}</b>: <code>{esc(text)}</code></div>"
+            for label, text in (("instruction", self.instruction), ("hint", self.hint))
+            if text
+        )
         return (
-            f"<b>VerifierError</b>: {html.escape(str(self))}<details><summary>verifier log "
-            f"({len(self.log.splitlines())} lines)</summary><pre>{html.escape(self.log)}</pre>"
-            "</details>"
+            f"<div><b>VerifierError</b>: {esc(str(self))}{rows}<details><summary>verifier log "
+            f"({len(self.log.splitlines())} lines)</summary><pre>{esc(self.log)}</pre>"
+            "</details></div>"
         )
 
 
@@ -147,6 +196,71 @@ def _verifier_summary(log: str) -> str:
     return ""
 
 
+def _failing_instruction(log: str) -> str:
+    for line in reversed(log.splitlines()):
+        head = line.split(":", 1)[0].strip()
+        if head.isdigit():
+            return line.strip()
+    return ""
+
+
+# With BTF line info the verifier prints "; <C text> @ <file>:<line>" before an instruction.
+_LINE_INFO = re.compile(r"^;.* @ [^:]+:(\d+)\s*$")
+
+
+def _failing_line(log: str) -> int | None:
+    # The source line printed last before the failing instruction.
+    lines = log.splitlines()
+    failing = _failing_instruction(log)
+    end = max((i for i, line in enumerate(lines) if line.strip() == failing), default=len(lines))
+    for line in reversed(lines[:end]):
+        match = _LINE_INFO.match(line)
+        if match and int(match.group(1)) > 0:
+            return int(match.group(1))
+    return None
+
+
+# (what the verifier says, what usually fixes it), in the order they are tried.
+_HINTS = (
+    (
+        r"_or_null|invalid mem access 'scalar'",
+        "a map lookup returns NULL when the key is absent: check the pointer before using it "
+        "(u64 *v = m.lookup(&k); if (!v) return 0;)",
+    ),
+    (
+        r"back-edge|infinite loop|loop is not bounded|unbounded loop",
+        "loops need a bound the verifier can see: a constant limit (for (int i = 0; i < 16; "
+        "i++)), or bpf_loop()",
+    ),
+    (
+        r"invalid (indirect )?read from stack|uninit|!read_ok",
+        "a stack variable is read before it is set: initialise it (struct event_t e = {}; or "
+        "__builtin_memset(&e, 0, sizeof(e)))",
+    ),
+    (
+        r"invalid stack off|out of bounds|outside of the allowed|unbounded memory access|"
+        r"min value is negative|invalid access to (map value|packet)",
+        "an access may fall outside its buffer: check the index or offset against the size "
+        "first (if (i >= N) return 0;)",
+    ),
+    (
+        r"GPL",
+        "this helper is GPL-only: declare a GPL-compatible license (ELF objects: "
+        'char LICENSE[] SEC("license") = "GPL";)',
+    ),
+    (
+        r"too large|too complex|too many states|jumps is too complex",
+        "the program is too large or too complex to verify: split it (tail calls, bpf_loop), "
+        "unroll less, or branch less",
+    ),
+)
+
+
+def _hint(log: str) -> str:
+    reason = _verifier_summary(log) + "\n" + log
+    return next((hint for pattern, hint in _HINTS if re.search(pattern, reason)), "")
+
+
 class MapError(BpfError, ValueError):
     """A key or value that does not fit the map's type, or an operation the map cannot do."""
 
@@ -154,8 +268,22 @@ class MapError(BpfError, ValueError):
 class NoSuchMapError(MapError, KeyError):
     """A map name that is not there; the message names the maps that are."""
 
-    def __str__(self) -> str:
-        return str(self.args[0]) if self.args else ""  # a KeyError would quote it
+
+class NoSuchProgramError(BpfError, KeyError):
+    """A program name that is not there; the message names the programs that are."""
+
+
+class MissingKeyError(BpfError, KeyError):
+    """A key that is not in a map; the message shows the key as the map decodes it."""
+
+
+def not_found(what: str, name: str, known: list[str]) -> str:
+    """``"no map 'call'; did you mean 'calls'? (maps: calls, events)"``."""
+    message = f"no {what} {name!r}"
+    close = difflib.get_close_matches(name, known, n=3)
+    if close:
+        message += f"; did you mean {' or '.join(repr(c) for c in close)}?"
+    return message + f" ({what}s: {', '.join(sorted(known)) or 'none'})"
 
 
 class PinError(BpfError, ValueError):

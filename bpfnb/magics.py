@@ -1,28 +1,98 @@
-"""IPython magics: ``%%bpf``, ``%bpf_list``, ``%bpf_close``, ``%bpf_trace``, ``%bpf_doctor``.
+"""IPython magics: ``%%bpf``, ``%bpf_elf``, ``%bpf_show``, ``%bpf_trace``, ``%bpf_list``,
+``%bpf_close``, ``%bpf_doctor``.
 
 A thin front end: parse the line, call the library, display the result. The cell body is BPF C
 and is passed on untouched; Python values enter only through ``-D`` on the magic line, which
-IPython expands (``-D PID={os.getpid()}``).
+IPython expands (``-D PID={os.getpid()}``). Misuse gets a ``UsageError`` that says what to do.
 """
 
 from __future__ import annotations
 
+import html
 import shlex
 from typing import Any
 
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_cell_magic, line_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
+from IPython.display import display
 
 from bpfnb import bcc, elf
 from bpfnb.doctor import run as run_doctor
 from bpfnb.elf.compiler import parse_constants
+from bpfnb.errors import Diagnostic, not_found
 from bpfnb.object import BpfObject
 from bpfnb.run import follow_trace, run_for
 from bpfnb.session import session_for
 from bpfnb.widgets import show
 
-__all__ = ["BpfMagics"]
+__all__ = ["BpfMagics", "CompileWarnings"]
+
+#: One line for each magic, shown by ``%bpf --help`` and ``%%bpf?``.
+MAGICS = (
+    ("%%bpf NAME [options]", "BPF C in the cell: compiled, loaded, attached, bound to NAME"),
+    ("%bpf_elf NAME PATH", "load a clang-built object file, attach it by section, bind it to NAME"),
+    ("%bpf_show NAME.MAP", "a live view of a map (histogram, table, rate) or an event stream"),
+    ("%bpf_trace [--duration S]", "print the bpf_trace_printk lines written from now on"),
+    ("%bpf_list", "the live BPF objects of this notebook"),
+    ("%bpf_close NAME | --all", "detach and free an object (or all of them)"),
+    ("%bpf_doctor [--fix] [--json]", "what works on this machine, and set up what can be"),
+)
+CELL_HELP = """\
+%%bpf NAME [options]
+  The cell is BPF C. bpfnb compiles it with libbcc (or with clang and its own ELF loader, with
+  --elf), loads it, attaches each function whose name says where (TRACEPOINT_PROBE,
+  RAW_TRACEPOINT_PROBE, kprobe__*, kretprobe__*, tracepoint__*, raw_tracepoint__*, kfunc__*;
+  ELF sections such as tracepoint/CAT/NAME) and binds the BpfObject to NAME. Re-running the
+  cell replaces NAME once the new version is loaded and attached; if it fails, the old one
+  stays. Errors point at the cell's own line numbers.
+
+  Example:
+    %%bpf counter -D TID={threading.get_native_id()}
+    BPF_ARRAY(calls, u64, 1);
+    TRACEPOINT_PROBE(syscalls, sys_enter_getppid) {
+        if ((u32)bpf_get_current_pid_tgid() == TID)
+            calls.increment(0);
+        return 0;
+    }
+"""
+
+
+def _help() -> str:
+    parser = BpfMagics.bpf.parser  # type: ignore[union-attr]  # set by @magic_arguments
+    options = parser.format_help().split("options:", 1)[1]
+    magics = "\n".join(f"  {usage:<30}{what}" for usage, what in MAGICS)
+    return f"{CELL_HELP}\noptions:{options.rstrip()}\n\nbpfnb's magics:\n{magics}\n"
+
+
+def _parse(magic: Any, line: str, usage: str) -> Any:
+    # The magic's arguments, or a UsageError that shows the right usage and where to look.
+    try:
+        return parse_argstring(magic, line)
+    except UsageError as err:
+        raise UsageError(f"{err}\nusage: {usage} (%bpf --help lists the options)") from None
+
+
+class CompileWarnings:
+    """What the compiler warned about a cell that did compile, shown once under it."""
+
+    #: More warnings than this are folded into a closed <details> element.
+    OPEN = 3
+
+    def __init__(self, name: str, warnings: list[Diagnostic]) -> None:
+        self.name = name
+        self.warnings = warnings
+
+    def __repr__(self) -> str:
+        head = f"{self.name}: {len(self.warnings)} compiler warning(s)"
+        return "\n".join([head, *(w.render() for w in self.warnings)])
+
+    def _repr_html_(self) -> str:
+        items = "".join(f"<pre>{html.escape(w.render())}</pre>" for w in self.warnings)
+        head = f"<b>{html.escape(self.name)}</b>: {len(self.warnings)} compiler warning(s)"
+        if len(self.warnings) > self.OPEN:
+            return f"<details><summary>{head}</summary>{items}</details>"
+        return f"<div>{head}{items}</div>"
 
 
 def _defines(pairs: list[str]) -> dict[str, str]:
@@ -67,7 +137,7 @@ class BpfMagics(Magics):
         metavar="KEY=VALUE",
         help="define a C macro (repeatable); {expr} on the magic line is expanded by IPython",
     )
-    @argument("--cflags", default="", help='extra compiler flags, e.g. --cflags "-Wall"')
+    @argument("--cflags", default="", help='extra compiler flags, e.g. --cflags="-Wall -O2"')
     @NO_ATTACH_OPTION
     @argument(
         "--duration",
@@ -82,7 +152,9 @@ class BpfMagics(Magics):
         action="store_true",
         help="compile with clang -target bpf into an ELF object and load it with bpfnb's loader",
     )
-    @argument("--clang-flags", default="", help="extra clang flags for --elf cells")
+    @argument(
+        "--clang-flags", default="", help='extra clang flags for --elf cells (--clang-flags="-O1")'
+    )
     @CONSTANT_OPTION
     @argument("--help", action="store_true", help="show this help")
     def bpf(self, line: str, cell: str | None = None) -> BpfObject | None:
@@ -93,10 +165,20 @@ class BpfMagics(Magics):
         cell with the same NAME replaces the previous object once the new one is loaded and
         attached; when the new one fails, the previous one stays.
         """
-        args = parse_argstring(self.bpf, line)
-        if args.help or not args.name or cell is None:
-            print(self.bpf.parser.format_help())  # type: ignore[union-attr]
+        args = _parse(self.bpf, line, "%%bpf NAME [options]")
+        if args.help:
+            print(_help())
             return None
+        if cell is None:
+            raise UsageError(
+                "%bpf is a cell magic: write %%bpf NAME on the first line of a cell, and the "
+                "BPF C below it (%bpf --help shows the options)"
+            )
+        if not args.name:
+            raise UsageError(
+                "%%bpf needs a NAME to bind the object to: %%bpf NAME [options] "
+                "(%bpf --help shows the options)"
+            )
         if not args.name.isidentifier():
             raise UsageError(f"%%bpf NAME: {args.name!r} is not a Python identifier")
         defines = _defines(args.defines)
@@ -116,6 +198,8 @@ class BpfMagics(Magics):
             return bcc.compile(cell, defines=defines, cflags=cflags, attach=attach, name=args.name)
 
         obj = self.session.replace(args.name, create)
+        if obj.warnings:
+            display(CompileWarnings(obj.name, obj.warnings))
         if args.duration and attach:
             uses_printk = "bpf_trace_printk" in obj.source or "bpf_printk" in obj.source
             run_for(obj, args.duration, trace=uses_printk)
@@ -129,7 +213,7 @@ class BpfMagics(Magics):
     @NO_ATTACH_OPTION
     def bpf_elf(self, line: str) -> BpfObject:
         """Load an existing BPF ELF object, attach it by section name, and bind it to NAME."""
-        args = parse_argstring(self.bpf_elf, line)
+        args = _parse(self.bpf_elf, line, "%bpf_elf NAME PATH [--constant NAME=VALUE]")
         if not args.name.isidentifier():
             raise UsageError(f"%bpf_elf NAME: {args.name!r} is not a Python identifier")
         constants = parse_constants(args.constants)
@@ -147,26 +231,33 @@ class BpfMagics(Magics):
     def bpf_trace(self, line: str) -> None:
         """Print the ``bpf_trace_printk`` lines written in the next SECONDS (by any program:
         the kernel does not say which wrote a line)."""
-        args = parse_argstring(self.bpf_trace, line)
+        args = _parse(self.bpf_trace, line, "%bpf_trace [--duration SECONDS]")
         follow_trace(args.duration)
 
     @line_magic
     @magic_arguments()
     @argument("target", help="NAME.map_or_stream, e.g. counter.calls")
     @argument("--kind", default=None, help="log2, linear, table, rate or log")
+    @argument("--unit", default=None, help="histogram values in ns, us, ms or bytes")
     @argument("--interval", type=float, default=1.0, metavar="SECONDS")
     def bpf_show(self, line: str) -> Any:
         """Display a live view of a map (histogram or table) or a stream (event log)."""
-        args = parse_argstring(self.bpf_show, line)
+        args = _parse(self.bpf_show, line, "%bpf_show NAME.MAP [--kind KIND] [--unit UNIT]")
         name, _, part = args.target.partition(".")
-        obj = self.session.objects.get(name)
-        if obj is None or not part:
-            raise UsageError(f"%bpf_show NAME.map: no live BPF object {name!r} with that map")
+        live = {n: o for n, o in self.session.objects.items() if not o.closed}
+        if name not in live:
+            raise UsageError(f"%bpf_show: {not_found('live BPF object', name, list(live))}")
+        obj = live[name]
+        if not part:
+            choices = ", ".join(f"{name}.{m}" for m in obj.maps) or "none: it has no maps"
+            raise UsageError(f"%bpf_show NAME.MAP: say which map of {name} to show ({choices})")
+        if part not in obj.maps:
+            raise UsageError(f"%bpf_show: {name} has {not_found('map', part, list(obj.maps))}")
         # Re-running the cell replaces its view: stop and close the old one.
         old = self.session.views.pop(args.target, None)
         if old is not None:
             old.close()
-        view = show(obj, part, kind=args.kind, interval=args.interval)
+        view = show(obj, part, kind=args.kind, interval=args.interval, unit=args.unit)
         self.session.views[args.target] = view
         return view
 
@@ -181,16 +272,22 @@ class BpfMagics(Magics):
     @argument("--all", action="store_true", help="close every object of this session")
     def bpf_close(self, line: str) -> None:
         """Detach and close a BPF object (or all of them)."""
-        args = parse_argstring(self.bpf_close, line)
+        args = _parse(self.bpf_close, line, "%bpf_close NAME | --all")
         if args.all:
             self.session.close_all()
         elif not args.name:
             raise UsageError("%bpf_close NAME, or %bpf_close --all")
         elif not self.session.close(args.name):
-            raise UsageError(f"no live BPF object named {args.name!r}")
+            live = [n for n, o in self.session.objects.items() if not o.closed]
+            raise UsageError(f"%bpf_close: {not_found('live BPF object', args.name, live)}")
 
     @line_magic
     def bpf_doctor(self, line: str) -> None:
         """Check what works on this machine (``--fix`` sets up what it safely can)."""
         report = run_doctor(apply_fix="--fix" in line.split())
         print(report.to_json() if "--json" in line.split() else report.to_text())
+
+
+# ``%%bpf?`` shows the magic's docstring: the cell magic's own help, not %bpf's argparse usage.
+BpfMagics.bpf.parser.prog = "%%bpf"  # type: ignore[union-attr]
+BpfMagics.bpf.__doc__ = _help()

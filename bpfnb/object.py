@@ -17,11 +17,18 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from bpfnb.closing import Closing
-from bpfnb.errors import AttachError, BpfError, NoSuchMapError
+from bpfnb.errors import (
+    AttachError,
+    BpfError,
+    Diagnostic,
+    NoSuchMapError,
+    NoSuchProgramError,
+    not_found,
+)
 from bpfnb.events import EventStream, check_stream_type, open_stream
 from bpfnb.events.drops import DropCounter
 from bpfnb.events.perfbuf import DEFAULT_PAGES
-from bpfnb.frames import as_layout
+from bpfnb.frames import as_layout, format_value
 from bpfnb.link import (
     Link,
     attach_by_kind,
@@ -37,7 +44,7 @@ from bpfnb.link import (
 )
 from bpfnb.maps import EventMap, Map
 from bpfnb.sys import bpf
-from bpfnb.sys.constants import ProgType
+from bpfnb.sys.constants import MapType, ProgType
 
 __all__ = ["BpfObject", "Program", "ProgramLoader"]
 
@@ -121,15 +128,20 @@ class BpfObject(Closing):
         source: str = "",
         pins: Mapping[str, str] | None = None,
         spec: Any = None,
+        warnings: list[Diagnostic] | None = None,
     ) -> None:
         self.name = name
         self.programs: dict[str, Program] = dict(programs)
-        self.maps: dict[str, Map] = dict(maps)
+        #: The maps by name; a name that is not there raises a :class:`MapError` that says which
+        #: are (and what was meant, for a typo).
+        self.maps: dict[str, Map] = Maps(name, maps)
         self.source = source
         #: Where maps are pinned (map name → bpffs path); ``close(unpin=True)`` removes them.
         self.pins: dict[str, str] = dict(pins or {})
         #: The ELF loader's :class:`bpfnb.elf.ObjectSpec` (None for bcc objects).
         self.spec = spec
+        #: What the compiler warned about the source (its diagnostics, in its line numbers).
+        self.warnings: list[Diagnostic] = list(warnings or [])
         #: The door's loader of programs not loaded yet (bcc's: ``obj.loader.bpf`` is bcc's
         #: own ``BPF`` object); None when everything is loaded (ELF objects).
         self.loader = loader
@@ -245,7 +257,7 @@ class BpfObject(Closing):
             self.programs[prog] = program
             return program
         names = sorted({*self.programs, *(self.loader.function_names() if self.loader else [])})
-        raise KeyError(f"{self.name} has no program {prog!r} (programs: {', '.join(names)})")
+        raise NoSuchProgramError(f"{self.name} has {not_found('program', prog, names)}")
 
     def _record(self, prog: Program, attach: Callable[[], Link]) -> Link:
         if self._closed:
@@ -379,14 +391,6 @@ class BpfObject(Closing):
 
     # -- maps and events -------------------------------------------------------------------------
 
-    def map(self, name: str) -> Map:
-        """``self.maps[name]``, with an error naming the maps there are."""
-        try:
-            return self.maps[name]
-        except KeyError:
-            known = ", ".join(sorted(self.maps)) or "none"
-            raise NoSuchMapError(f"{self.name} has no map {name!r} (its maps: {known})") from None
-
     def stream(
         self,
         name: str,
@@ -407,7 +411,7 @@ class BpfObject(Closing):
         """
         if self._closed:
             raise BpfError(f"{self.name}: closed, so it has no maps to stream")
-        source = self.map(name)
+        source = self.maps[name]
         check_stream_type(source.type, name)
         layout = as_layout(event_type) if event_type is not None else source_event_type(source)
         if layout is None:
@@ -430,10 +434,7 @@ class BpfObject(Closing):
         return "attached" if self.attached else "loaded, detached"
 
     def _map_rows(self) -> list[tuple[str, str, str, str, str]]:
-        return [
-            (name, m.type_name, m.key_type_name, m.value_type_name, str(m.max_entries))
-            for name, m in self.maps.items()
-        ]
+        return [(name, m.type_name, *_map_columns(m)) for name, m in self.maps.items()]
 
     def __repr__(self) -> str:
         lines = [f"BpfObject {self.name!r} ({self._state()})"]
@@ -441,7 +442,7 @@ class BpfObject(Closing):
             where = ", ".join(prog.attach_points) or "not attached"
             lines.append(f"  program {prog.name} [{prog.type_name}] -> {where}")
         for name, kind, key, value, size in self._map_rows():
-            lines.append(f"  map {name} [{kind}] {key} -> {value}, max {size}")
+            lines.append(f"  map {name} [{kind}] {key} -> {value}, {size}")
         lines += [f"  pinned {name} at {path}" for name, path in self.pins.items()]
         return "\n".join(lines)
 
@@ -465,9 +466,30 @@ class BpfObject(Closing):
         if map_rows:
             out += (
                 "<table><tr><th>map</th><th>type</th><th>key</th><th>value</th>"
-                f"<th>max entries</th></tr>{map_rows}</table>"
+                f"<th>size</th></tr>{map_rows}</table>"
             )
         return out + "</div>"
+
+
+class Maps(dict[str, Map]):
+    """An object's maps by name: a missing name raises :class:`NoSuchMapError`."""
+
+    def __init__(self, owner: str, maps: Mapping[str, Map]) -> None:
+        super().__init__(maps)
+        self.owner = owner
+
+    def __missing__(self, name: str) -> Map:
+        raise NoSuchMapError(f"{self.owner} has {not_found('map', name, list(self))}")
+
+
+def _map_columns(m: Map) -> tuple[str, str, str]:
+    # (key, value, size) as a reader wants them: an event buffer has events, not entries.
+    if isinstance(m, EventMap):
+        event = m.event_type.type_name if m.event_type is not None else "-"
+        if m.type == MapType.RINGBUF:
+            return "-", f"events: {event}", format_value(m.max_entries, "bytes") + " ring"
+        return "-", f"events: {event}", f"a ring on each of {m.max_entries} CPUs"
+    return m.key_type_name, m.value_type_name, f"max {m.max_entries}"
 
 
 def source_event_type(source: Map) -> Any:

@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from bpfnb.frames import format_value, unit_of
+
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
@@ -90,7 +92,13 @@ def histogram(
         low, high = max(0, min(edges_seen)), max(edges_seen)
         step = max(1, -(-(high - low) // _MAX_TICKS))
         ticks = list(range(low, high + 1, step))
-        labels = ["0" if t == 0 else power_of_two_label(1 << t) for t in ticks]
+        known = unit_of(unit)
+        labels = [
+            format_value(1 << t if t else 0, known)
+            if known
+            else ("0" if t == 0 else power_of_two_label(1 << t))
+            for t in ticks
+        ]
         for ax in axes:
             ax.set_xticks(ticks, labels)
             ax.set_xlim(low, high)

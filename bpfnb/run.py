@@ -27,14 +27,16 @@ def run_for(
     With ``trace``, each ``bpf_trace_printk`` line written from now on is passed to ``emit``.
     """
     started = time.monotonic()
+    progress = Progress(obj.name, seconds)
     try:
-        with Progress(obj.name, seconds) as progress:
-            _wait(seconds, started, progress, emit if trace else None)
+        _wait(seconds, started, progress, emit if trace else None)
     except KeyboardInterrupt:
-        obj.detach()
         elapsed = time.monotonic() - started
+        progress.close(f"interrupted after {elapsed:.1f} s; detached")
         raise Interrupted(f"interrupted after {elapsed:.1f} s; {obj.name} detached") from None
-    obj.detach()
+    finally:
+        obj.detach()
+    progress.close(f"{seconds:g} s; detached")
 
 
 def follow_trace(seconds: float, emit: Callable[[str], None] = print) -> int:

@@ -30,7 +30,21 @@ __all__ = ["compile"]
 
 
 def _source_with_preamble(text: str) -> str:
-    return f'{PREAMBLE}\n#line 1 "{CELL_FILE}"\n{text}'
+    return f"{PREAMBLE}\n{_anchored(text)}"
+
+
+def _anchored(text: str) -> str:
+    # A #line directive before each line of the cell (except inside a continued line) keeps
+    # clang's line numbers, and the BTF line info the verifier prints, those of the cell,
+    # whatever bcc inserts before a line (a TRACEPOINT_PROBE's args struct, several lines).
+    out = []
+    continued = False
+    for number, line in enumerate(text.split("\n"), 1):
+        if not continued:
+            out.append(f'#line {number} "{CELL_FILE}"')
+        out.append(line)
+        continued = line.endswith("\\")
+    return "\n".join(out)
 
 
 def _cflags(defines: Mapping[str, Any] | None, cflags: Iterable[str] | None) -> list[str]:
@@ -58,8 +72,11 @@ class _NoAutoloadFactory:
         return cls._cls
 
 
-def _build(text: str, counted_text: str, insertions: Insertions, flags: list[str]) -> Any:
-    # bcc's BPF object for the cell, compiled on a guarded thread (see llvm_guard).
+def _build(
+    text: str, counted_text: str, insertions: Insertions, flags: list[str]
+) -> tuple[Any, list[Diagnostic]]:
+    # bcc's BPF object for the cell, compiled on a guarded thread (see llvm_guard), and the
+    # warnings clang gave about the cell.
     cls = _NoAutoloadFactory.cls()
     bpf = cls.__new__(cls)
     source = _source_with_preamble(counted_text).encode()  # bcc wants bytes (it warns on str)
@@ -81,11 +98,12 @@ def _build(text: str, counted_text: str, insertions: Insertions, flags: list[str
             bpf.cleanup()
         if not isinstance(failure, Exception):
             raise failure  # an interrupt: nothing of the cell is kept
-        diagnostics = parse_diagnostics(
-            output.text(), text, compiled=counted_text, column=insertions.original_column
-        )
+    diagnostics = parse_diagnostics(
+        output.text(), text, compiled=counted_text, column=insertions.original_column
+    )
+    if failure is not None:
         raise CompileError(diagnostics, output.text() or str(failure)) from None
-    return bpf
+    return bpf, [d for d in diagnostics if d.severity == "warning" and d.line > 0]
 
 
 def compile(
@@ -115,7 +133,8 @@ def compile(
     if not caps.can_bpf():
         raise PrivilegeError("CAP_BPF (or CAP_SYS_ADMIN)", "compiling and loading BPF programs")
     counted_text, counted, insertions = counted_submits(text, count_submits)
-    module = BccModule(_build(text, counted_text, insertions, _cflags(defines, cflags)))
+    bpf, warnings = _build(text, counted_text, insertions, _cflags(defines, cflags))
+    module = BccModule(bpf, text)
     try:
         obj = BpfObject(
             name,
@@ -126,6 +145,7 @@ def compile(
             counted=counted,
             closers=[module.release],
             source=text,
+            warnings=warnings,
         )
     except BaseException:
         module.release()

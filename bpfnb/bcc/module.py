@@ -47,8 +47,9 @@ def _errno_of(err: BaseException) -> int:
 class BccModule:
     """What libbcc compiled (bcc's ``BPF`` object is ``.bpf``), as a program loader."""
 
-    def __init__(self, bpf: Any) -> None:
+    def __init__(self, bpf: Any, source: str = "") -> None:
         self.bpf = bpf
+        self.source = source  # the cell, whose line numbers the verifier's log uses
 
     def function_names(self) -> list[str]:
         """Every function the module compiled, loaded or not."""
@@ -80,7 +81,7 @@ class BccModule:
             else:
                 failure = None
         if failure is not None:
-            raise _load_error(name, prog_type, failure, output.text()) from failure
+            raise _load_error(name, prog_type, failure, output.text(), self.source) from failure
         found = convention(name)
         kind, target = (found[1], found[2]) if found and found[0] == prog_type else ("", "")
         return Program(name, loaded.fd, prog_type, kind, target, section=name)
@@ -122,7 +123,9 @@ def _table_lib() -> Any:
     return _TABLE_LIB
 
 
-def _load_error(function: str, prog_type: ProgType, err: Exception, log: str) -> Exception:
+def _load_error(
+    function: str, prog_type: ProgType, err: Exception, log: str, cell: str
+) -> Exception:
     if not caps.can_bpf():
         return PrivilegeError("CAP_BPF (or CAP_SYS_ADMIN)", f"loading program {function!r}")
     code = _errno_of(err) or errno.EINVAL
@@ -133,5 +136,5 @@ def _load_error(function: str, prog_type: ProgType, err: Exception, log: str) ->
     # libbcc prints "bpf: Failed to load program: <error>" and then the verifier's log.
     log = re.sub(r"^bpf: Failed to load program: [^\n]*\n", "", log.strip() + "\n").strip()
     if log:
-        return VerifierError(function, code, log)
+        return VerifierError(function, code, log, cell=cell)
     return BpfError(f"loading program {function!r} failed: {err}")

@@ -11,6 +11,7 @@ from __future__ import annotations
 import ctypes as ct
 import json
 import re
+from dataclasses import replace
 from typing import Any
 
 from bpfnb.bcc.bindings import import_bcc
@@ -88,7 +89,9 @@ def event_layout(program: Any, name: str) -> tuple[Layout | None, str]:
         except KeyError:
             return None, f"bcc cannot describe field {field_name!r} of type {c_type!r}"
     event = type(f"{name}_event", (ct.Structure,), {"_fields_": fields})
-    return layout_of(event), ""
+    # bcc names the fields but not the struct: show them.
+    c_name = "struct {" + ", ".join(field_name for field_name, _ in fields) + "}"
+    return replace(layout_of(event), c_name=c_name), ""
 
 
 def from_bcc(program: Any, name: str) -> Map:

@@ -142,6 +142,13 @@ def compile_source(
     ``counted``, the text includes ``<bpfnb/counted.h>``, so that every failed event submit is
     counted. Errors raise :class:`CompileError` whose diagnostics carry the cell's line numbers.
     """
+    return _compile(text, clang_flags, name, counted)[0]
+
+
+def _compile(
+    text: str, clang_flags: str | Iterable[str], name: str, counted: bool
+) -> tuple[str, list[Diagnostic]]:
+    # The object's path, and clang's warnings about the text.
     if isinstance(clang_flags, str):
         clang_flags = shlex.split(clang_flags)
     safe = re.sub(r"[^A-Za-z0-9_.-]", "_", name) or "cell"
@@ -159,10 +166,10 @@ def compile_source(
         ) from err
     cmd = clang_command(str(source_path), str(output), [*flags, *clang_flags])
     result = subprocess.run(cmd, capture_output=True, text=True, check=False, cwd=directory)
+    diagnostics = parse_diagnostics(result.stderr, text, CELL_FILE)
     if result.returncode != 0:
-        diagnostics = parse_diagnostics(result.stderr, text, CELL_FILE)
         raise CompileError(diagnostics, result.stderr)
-    return str(output)
+    return str(output), [d for d in diagnostics if d.severity == "warning" and d.line > 0]
 
 
 def load_source(
@@ -179,9 +186,10 @@ def load_source(
     section: the :class:`~bpfnb.BpfObject` is named ``name`` and keeps ``text`` as its source.
     Pinning is as for :func:`bpfnb.elf.load`.
     """
-    path = compile_source(text, clang_flags, name)
+    path, warnings = _compile(text, clang_flags, name, counted=True)
     obj = load_elf(path, constants=constants, attach=attach, pin_root=pin_root, pin=pin, name=name)
     obj.source = text
+    obj.warnings = warnings
     return obj
 
 

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import select
 from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import asyncio
 
 __all__ = ["Poller", "start_background"]
 
@@ -34,6 +37,8 @@ def start_background(
     In Jupyter this is the kernel's own loop, so cells keep running in between and nothing
     runs on another thread.
     """
+    import asyncio  # only background polling needs it; importing bpfnb stays fast
+
     try:
         loop = asyncio.get_running_loop()
     except RuntimeError:

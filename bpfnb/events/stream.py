@@ -11,7 +11,6 @@ holding at most ``maxlen`` rows. Frames are built from the chunks on demand, wit
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import html
 import sys
@@ -19,16 +18,23 @@ import threading
 import time
 from collections import deque
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
-import pandas as pd
 
 from bpfnb.closing import Closing
 from bpfnb.events.poller import Poller, start_background
 from bpfnb.events.records import Batch
 from bpfnb.frames import Layout, columns
+from bpfnb.lazy import lazy_import
 from bpfnb.progress import Progress
+
+if TYPE_CHECKING:
+    import asyncio
+
+    import pandas as pd
+else:
+    pd = lazy_import("pandas")
 
 __all__ = ["EventReader", "EventStream", "StreamStats"]
 
@@ -366,7 +372,7 @@ class EventStream(Closing):
             elapsed = time.monotonic() - started
             print(f"{self.name}: interrupted after {elapsed:.1f} s; {arrived} events kept")
         finally:
-            bar.close()
+            bar.close(f"{time.monotonic() - started:.1f} s, {arrived} events")
         with contextlib.suppress(KeyboardInterrupt):
             self.poll()
         return self.to_frame()

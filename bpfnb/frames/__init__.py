@@ -10,15 +10,20 @@ from bpfnb.frames.layout import (
 )
 from bpfnb.frames.percpu import percpu_columns
 from bpfnb.frames.table import columns, frame
+from bpfnb.frames.units import UNITS, bucket_label, format_value, unit_of
 
 __all__ = [
+    "UNITS",
     "Bitfield",
     "Layout",
     "as_layout",
+    "bucket_label",
     "columns",
     "ctype_c_name",
     "dtype_c_name",
+    "format_value",
     "frame",
     "layout_of",
     "percpu_columns",
+    "unit_of",
 ]

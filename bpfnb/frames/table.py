@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
-import pandas as pd
 
 from bpfnb.frames.layout import Layout
+from bpfnb.lazy import lazy_import
+
+if TYPE_CHECKING:
+    import pandas as pd
+else:
+    pd = lazy_import("pandas")
 
 __all__ = ["ANONYMOUS_PREFIX", "HIDDEN_PREFIXES", "columns", "frame"]
 

@@ -9,18 +9,23 @@ from __future__ import annotations
 import errno
 import weakref
 from collections.abc import Iterator, MutableMapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 
 from bpfnb.closing import Closing
-from bpfnb.errors import MapError
+from bpfnb.errors import MapError, MissingKeyError
 from bpfnb.frames import Layout, columns
+from bpfnb.lazy import lazy_import
 from bpfnb.maps.convert import Codec
 from bpfnb.maps.histogram import histogram_frame, print_histogram
 from bpfnb.maps.snapshot import Snapshot, read_all, update_batch
 from bpfnb.sys import FD, MapType, bpf
+
+if TYPE_CHECKING:
+    import pandas as pd
+else:
+    pd = lazy_import("pandas")
 
 __all__ = ["Map"]
 
@@ -146,8 +151,16 @@ class Map(Closing, MutableMapping[Any, Any]):
     def __getitem__(self, key: Any) -> Any:
         record = self._lookup(key)
         if record is None:
-            raise KeyError(key)
+            raise self._missing(key)
         return self._unpack_value(record)
+
+    def _missing(self, key: Any) -> MissingKeyError:
+        # The key as the map reads it: a ctypes or numpy key shows its fields.
+        try:
+            shown = self._keys.unpack(self._key(key))[0]
+        except Exception:  # noqa: BLE001 - an unreadable key is shown as given
+            shown = key
+        return MissingKeyError(f"{self.name} has no key {shown!r}")
 
     def __contains__(self, key: object) -> bool:
         return self._lookup(key) is not None
@@ -165,7 +178,7 @@ class Map(Closing, MutableMapping[Any, Any]):
         except OSError as err:
             raise self._error(err, "deleting", key) from err
         if not deleted:
-            raise KeyError(key)
+            raise self._missing(key)
 
     def _error(self, err: OSError, action: str, key: Any) -> Exception:
         if err.errno == errno.E2BIG:
@@ -280,7 +293,11 @@ class Map(Closing, MutableMapping[Any, Any]):
     # -- histograms ------------------------------------------------------------------------------
 
     def to_histogram(
-        self, kind: str = "log2", bucket: str | None = None, slot: str | None = None
+        self,
+        kind: str = "log2",
+        bucket: str | None = None,
+        slot: str | None = None,
+        unit: str | None = None,
     ) -> pd.DataFrame:
         """The map as a histogram: one row per slot with ``low``, ``high`` and ``count``.
 
@@ -288,9 +305,11 @@ class Map(Closing, MutableMapping[Any, Any]):
         for ``kind="log2"``, the value itself for ``"linear"``) and the value is the count.
         When the key is a struct, its ``bucket`` field (default: the first) names a section
         and its ``slot`` field (default: the next) is the slot; the frame then starts with the
-        bucket column, one histogram per bucket.
+        bucket column, one histogram per bucket. With a ``unit`` (``"ns"``, ``"us"``, ``"ms"``,
+        ``"bytes"``, as bcc's ``val_type`` names them), a ``range`` column labels each bucket
+        (``"512 ms – 1.07 s"``).
         """
-        return histogram_frame(self, kind, bucket=bucket, slot=slot)
+        return histogram_frame(self, kind, bucket=bucket, slot=slot, unit=unit)
 
     def print_log2_hist(
         self,
@@ -298,8 +317,10 @@ class Map(Closing, MutableMapping[Any, Any]):
         section_header: str = "Bucket ptr",
         section_print_fn: Any = None,
         strip_leading_zero: bool = False,
+        unit: str | None = None,
     ) -> None:
-        """Print the log2 histogram as ASCII art, as bcc's ``print_log2_hist`` does."""
+        """Print the log2 histogram as ASCII art, as bcc's ``print_log2_hist`` does; with a
+        ``unit`` the buckets read as times or sizes."""
         print_histogram(
             self.to_histogram("log2"),
             "log2",
@@ -307,6 +328,7 @@ class Map(Closing, MutableMapping[Any, Any]):
             section_header,
             section_print_fn,
             strip_leading_zero,
+            unit,
         )
 
     def print_linear_hist(
@@ -315,8 +337,10 @@ class Map(Closing, MutableMapping[Any, Any]):
         section_header: str = "Bucket ptr",
         section_print_fn: Any = None,
         strip_leading_zero: bool = False,
+        unit: str | None = None,
     ) -> None:
-        """Print the linear histogram as ASCII art, as bcc's ``print_linear_hist`` does."""
+        """Print the linear histogram as ASCII art, as bcc's ``print_linear_hist`` does; with a
+        ``unit`` the buckets read as times or sizes."""
         print_histogram(
             self.to_histogram("linear"),
             "linear",
@@ -324,6 +348,7 @@ class Map(Closing, MutableMapping[Any, Any]):
             section_header,
             section_print_fn,
             strip_leading_zero,
+            unit,
         )
 
 

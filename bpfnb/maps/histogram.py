@@ -8,15 +8,20 @@ bucket field (one histogram per bucket) in front of the slot field.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
-import pandas as pd
 
 from bpfnb.errors import MapError
-from bpfnb.frames import Layout, columns
+from bpfnb.frames import UNITS, Layout, bucket_label, columns, unit_of
 from bpfnb.frames.table import HIDDEN_PREFIXES
+from bpfnb.lazy import lazy_import
 from bpfnb.maps.snapshot import Snapshot
+
+if TYPE_CHECKING:
+    import pandas as pd
+else:
+    pd = lazy_import("pandas")
 
 __all__ = ["bounds", "histogram_frame", "format_histogram", "print_histogram"]
 
@@ -61,9 +66,14 @@ def _counts(m: Counts) -> tuple[np.ndarray, np.ndarray]:
 
 
 def histogram_frame(
-    m: Counts, kind: str = "log2", bucket: str | None = None, slot: str | None = None
+    m: Counts,
+    kind: str = "log2",
+    bucket: str | None = None,
+    slot: str | None = None,
+    unit: str | None = None,
 ) -> pd.DataFrame:
-    """One row per slot, from the first slot to the last non-empty one (per bucket)."""
+    """One row per slot, from the first slot to the last non-empty one (per bucket); with a
+    ``unit`` (``"ns"``, ``"us"``, ``"ms"``, ``"bytes"``) a ``range`` column labels each."""
     counts, keys = _counts(m)
     bucket_values: list[Any] | None = None
     if keys.dtype.names:
@@ -98,7 +108,18 @@ def histogram_frame(
     low, high = bounds(out["slot"].to_numpy(), kind)
     out.insert(out.columns.get_loc("slot") + 1, "low", low)
     out.insert(out.columns.get_loc("low") + 1, "high", high)
+    if unit is not None:
+        known = _unit(unit)
+        ranges = [bucket_label(lo, hi, known, kind) for lo, hi in zip(low.tolist(), high.tolist())]
+        out.insert(out.columns.get_loc("slot") + 1, "range", ranges)
     return out
+
+
+def _unit(unit: str) -> str:
+    known = unit_of(unit)
+    if known is None:
+        raise MapError(f"unit must be one of {', '.join(UNITS)} (or bcc's nsecs, usecs, msecs)")
+    return known
 
 
 def _sorted(keys: dict[Any, list[int]]) -> list[Any]:
@@ -124,8 +145,10 @@ def _stars(count: int, top: int, width: int) -> str:
 
 
 def _format_one(
-    rows: pd.DataFrame, kind: str, val_type: str, strip_leading_zero: bool
+    rows: pd.DataFrame, kind: str, val_type: str, strip_leading_zero: bool, unit: str | None
 ) -> list[str]:
+    if unit is not None:
+        return _format_labelled(rows, kind, val_type, strip_leading_zero, unit)
     by_slot = dict(zip(rows["slot"].tolist(), rows["count"].tolist(), strict=True))
     nonzero = [s for s, c in by_slot.items() if c > 0]
     if not nonzero:
@@ -158,6 +181,25 @@ def _format_one(
     return lines
 
 
+def _format_labelled(
+    rows: pd.DataFrame, kind: str, val_type: str, strip_leading_zero: bool, unit: str
+) -> list[str]:
+    # bcc's layout with human bucket labels (512 ms – 1.07 s) instead of raw bounds.
+    counts = rows["count"].tolist()
+    if not any(counts):
+        return []
+    last = max(i for i, c in enumerate(counts) if c)
+    first = next(i for i, c in enumerate(counts) if c) if strip_leading_zero else 0
+    low, high = rows["low"].tolist(), rows["high"].tolist()
+    labels = [bucket_label(lo, hi, unit, kind) for lo, hi in zip(low, high)][first : last + 1]
+    width = max(len(val_type), *(len(label) for label in labels))
+    top = max(counts)
+    lines = [f"{val_type:>{width}} : count     distribution"]
+    for label, count in zip(labels, counts[first : last + 1]):
+        lines.append(f"{label:>{width}} : {count:<8} |{_stars(count, top, _STARS):<{_STARS}}|")
+    return lines
+
+
 def format_histogram(
     frame: pd.DataFrame,
     kind: str = "log2",
@@ -165,17 +207,20 @@ def format_histogram(
     section_header: str = "Bucket ptr",
     section_print_fn: Callable[[Any], str] | None = None,
     strip_leading_zero: bool = False,
+    unit: str | None = None,
 ) -> str:
-    """bcc's ``print_log2_hist``/``print_linear_hist`` text for a :func:`histogram_frame`."""
+    """bcc's ``print_log2_hist``/``print_linear_hist`` text for a :func:`histogram_frame`;
+    with a ``unit`` the buckets read as times or sizes (``1 µs – 2 µs``)."""
+    known = _unit(unit) if unit is not None else None
     bucket = frame.columns[0] if frame.columns[0] != "slot" else None
     lines: list[str] = []
     if bucket is None:
-        lines += _format_one(frame, kind, val_type, strip_leading_zero)
+        lines += _format_one(frame, kind, val_type, strip_leading_zero, known)
     else:
         for key, rows in frame.groupby(bucket, sort=False):
             shown = section_print_fn(key) if section_print_fn else repr(key)
             lines += ["", f"{section_header} = {shown}"]
-            lines += _format_one(rows, kind, val_type, strip_leading_zero)
+            lines += _format_one(rows, kind, val_type, strip_leading_zero, known)
     return "\n".join(lines)
 
 
@@ -186,10 +231,11 @@ def print_histogram(
     section_header: str = "Bucket ptr",
     section_print_fn: Callable[[Any], str] | None = None,
     strip_leading_zero: bool = False,
+    unit: str | None = None,
 ) -> None:
     """Print :func:`format_histogram`'s text."""
     text = format_histogram(
-        frame, kind, val_type, section_header, section_print_fn, strip_leading_zero
+        frame, kind, val_type, section_header, section_print_fn, strip_leading_zero, unit
     )
     if text:
         print(text)

@@ -8,14 +8,19 @@ from the process's mapped ELF files (:mod:`bpfnb.maps.symbols`).
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 
 from bpfnb.errors import MapError
+from bpfnb.lazy import lazy_import
 from bpfnb.maps.base import Map
 from bpfnb.maps.symbols import kernel_symbols, user_symbolizer
+
+if TYPE_CHECKING:
+    import pandas as pd
+else:
+    pd = lazy_import("pandas")
 
 __all__ = ["UNKNOWN", "StackTraceMap"]
 
@@ -35,7 +40,7 @@ class StackTraceMap(Map):
         """The instruction pointers of one stack, innermost first; ``KeyError`` if absent."""
         record = self._lookup(stack_id)
         if record is None:
-            raise KeyError(stack_id)
+            raise self._missing(stack_id)
         ips = record.view(np.uint64)
         end = np.flatnonzero(ips == 0)
         return ips[: end[0] if len(end) else len(ips)].tolist()

@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 
 from bpfnb.errors import MapError
 from bpfnb.frames import Layout, columns, percpu_columns
+from bpfnb.lazy import lazy_import
 from bpfnb.maps.base import Map
 from bpfnb.maps.snapshot import Snapshot, update_batch
 from bpfnb.sys import bpf
 from bpfnb.sys.cpus import possible_cpus
+
+if TYPE_CHECKING:
+    import pandas as pd
+else:
+    pd = lazy_import("pandas")
 
 __all__ = [
     "ArrayMap",
@@ -52,7 +57,7 @@ class ArrayMap(Map):
 
     def __delitem__(self, key: Any) -> None:
         if key not in self:
-            raise KeyError(key)
+            raise self._missing(key)
         self[key] = self._zero_value()
 
     def _zero_value(self) -> Any:

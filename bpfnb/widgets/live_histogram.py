@@ -9,6 +9,7 @@ import ipywidgets as widgets
 import numpy as np
 import pandas as pd
 
+from bpfnb.frames import UNITS, bucket_label, unit_of
 from bpfnb.widgets._html import bars_html
 from bpfnb.widgets.view import LiveView
 
@@ -18,7 +19,8 @@ KINDS = ("log2", "linear")
 
 
 class LiveHistogram(LiveView):
-    """Bars of ``map.to_histogram(kind)`` with bcc-style bucket labels (``4 -> 7``).
+    """Bars of ``map.to_histogram(kind)`` with bcc-style bucket labels (``4 -> 7``), or
+    human ones with a ``unit`` (``"ns"``, ``"us"``, ``"ms"``, ``"bytes"``: ``1 µs – 2 µs``).
 
     The bars show the counts since the view started (:meth:`reset` starts again); with
     ``per_interval=True`` they show the counts of the last refresh interval instead.
@@ -32,6 +34,7 @@ class LiveHistogram(LiveView):
         map: Any,
         kind: str = "log2",
         *,
+        unit: str | None = None,
         per_interval: bool = False,
         interval: float = 1.0,
         autostart: bool = True,
@@ -40,7 +43,10 @@ class LiveHistogram(LiveView):
     ) -> None:
         if kind not in KINDS:
             raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
+        if unit is not None and unit_of(unit) is None:
+            raise ValueError(f"unit must be one of {', '.join(UNITS)}, got {unit!r}")
         self.kind = kind
+        self.unit = unit_of(unit)
         self.per_interval = per_interval
         self._baseline: Slots | None = None
         self._previous: Slots | None = None
@@ -76,6 +82,8 @@ class LiveHistogram(LiveView):
     def _options(self) -> list[str]:
         parts = []
         parts.append(f"kind={self.kind!r}")
+        if self.unit:
+            parts.append(f"unit={self.unit!r}")
         if self.per_interval:
             parts.append("per_interval=True")
         return parts
@@ -94,7 +102,7 @@ class LiveHistogram(LiveView):
         low, high = slots.low[rows], slots.high[rows]
         return pd.DataFrame(
             {
-                "range": labels(low, high, self.kind),
+                "range": labels(low, high, self.kind, self.unit),
                 "low": low,
                 "high": high,
                 "count": since_start[rows],
@@ -169,10 +177,7 @@ def bucket_bounds(n: int, kind: str) -> tuple[np.ndarray, np.ndarray]:
     return low.astype(np.uint64), high.astype(np.uint64)
 
 
-def labels(low: np.ndarray, high: np.ndarray, kind: str) -> list[str]:
-    """bcc's bucket labels: ``low -> high`` for log2 (``0 -> 1`` for the first), the value for
-    linear."""
-    if kind == "linear":
-        return [str(v) for v in low.tolist()]
-    # bcc prints slot 1 (value 1) as "0 -> 1": the value range a reader expects to start at 0.
-    return [f"{0 if lo == hi == 1 else lo} -> {hi}" for lo, hi in zip(low.tolist(), high.tolist())]
+def labels(low: np.ndarray, high: np.ndarray, kind: str, unit: str | None = None) -> list[str]:
+    """Bucket labels: bcc's (``low -> high`` for log2, ``0 -> 1`` for the first; the value for
+    linear), or human ones in ``unit``."""
+    return [bucket_label(lo, hi, unit, kind) for lo, hi in zip(low.tolist(), high.tolist())]

@@ -19,10 +19,13 @@ HISTOGRAM_SLOTS = (64, 65)
 VIEW_KINDS = ("log2", "linear", "table", "rate", "log")
 
 
-def show(obj: Any, name: str, kind: str | None = None, interval: float = 1.0) -> LiveView:
+def show(
+    obj: Any, name: str, kind: str | None = None, interval: float = 1.0, unit: str | None = None
+) -> LiveView:
     """A live view of ``obj.maps[name]``, started and tied to ``obj``'s lifetime.
 
-    ``kind`` picks the view: ``"log2"``/``"linear"`` (LiveHistogram), ``"table"`` (LiveTable),
+    ``unit`` labels a histogram's buckets (``"ns"``, ``"us"``, ``"ms"``, ``"bytes"``). ``kind``
+    picks the view: ``"log2"``/``"linear"`` (LiveHistogram), ``"table"`` (LiveTable),
     ``"rate"`` (LiveRate) or ``"log"`` (EventLog). By default a perf or ring buffer gets an
     EventLog over a new stream (closed with the view), a histogram map a log2 LiveHistogram, and
     any other map a LiveTable.
@@ -45,7 +48,7 @@ def show(obj: Any, name: str, kind: str | None = None, interval: float = 1.0) ->
     if kind == "log":
         raise ValueError(f"{name!r} is not a perf or ring buffer: an EventLog needs a stream")
     if kind in KINDS or (kind is None and looks_like_histogram(source)):
-        return LiveHistogram(source, kind=kind or "log2", interval=interval, owner=obj)
+        return LiveHistogram(source, kind=kind or "log2", unit=unit, interval=interval, owner=obj)
     if kind == "rate":
         return LiveRate(source, interval=interval, owner=obj)
     return LiveTable(source, interval=interval, owner=obj)

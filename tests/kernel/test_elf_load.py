@@ -214,7 +214,9 @@ def test_verifier_rejection_gives_log_and_c_line(clang_build):
     assert "invalid mem access" in err.summary and "map_value_or_null" in err.log
     assert err.failing_instruction.startswith("7:")
     assert err.source.startswith("elf_reject.c:") and "return (int)*value;" in err.source
-    assert any("source:" in line for line in err._render_traceback_())
+    # The summary line names the C line; the instruction and a hint follow it.
+    first, *rest = err._render_traceback_()
+    assert "(at elf_reject.c:" in first and any("instruction: 7:" in line for line in rest)
     assert open_fds() == before  # the map made before the failure was closed
 
 

@@ -39,9 +39,11 @@ def test_log2_histogram_bars_span_power_of_two_buckets() -> None:
     assert [b.get_x() for b in bars] == [0, 1, 2, 10]
     assert [b.get_height() for b in bars] == [4, 0, 2, 9]
     labels = [t.get_text() for t in ax.get_xticklabels()]
-    # Bucket edges: 0 (the first holds 0 and 1), then 2, 4, ..., 1K and 2K.
-    assert labels[:3] == ["0", "2", "4"] and labels[-2:] == ["1K", "2K"]
+    # Bucket edges in the unit: 0 (the first holds 0 and 1), then 2, 4, ..., 1 KiB and 2 KiB.
+    assert labels[:3] == ["0 B", "2 B", "4 B"] and labels[-2:] == ["1 KiB", "2 KiB"]
     assert ax.get_xlabel() == "bytes (log2 buckets)"
+    plain = [t.get_text() for t in plots.histogram(frame).axes[0].get_xticklabels()]
+    assert plain[:3] == ["0", "2", "4"] and plain[-2:] == ["1K", "2K"]  # no unit: bcc's
 
 
 def test_sectioned_histogram_has_a_panel_per_section() -> None:
