@@ -1,4 +1,4 @@
-"""Listing USDT probes of a binary or a process."""
+"""Listing USDT probes of a binary or a process, and finding a probe's sites."""
 
 from __future__ import annotations
 
@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from bpfnb.usdt import probes
+from bpfnb.errors import AttachError
+from bpfnb.usdt import find_sites, probes
 from tests.conftest import need
 from tests.usdt_workload import NOP, build_workload, byte_at, readelf_notes, start_waiting
 
@@ -48,3 +49,11 @@ def test_probes_of_a_process_name_its_mapped_files(workload: Path) -> None:
         ]
     finally:
         proc.communicate("go\n", timeout=10)
+
+
+def test_find_sites_names_the_probes_there_are(workload: Path) -> None:
+    assert len(find_sites(str(workload), "bpfnbtest", "tick")) == 2
+    with pytest.raises(AttachError, match=r"no USDT probe bpfnbtest:nope .*bpfnbtest:gated"):
+        find_sites(str(workload), "bpfnbtest", "nope")
+    with pytest.raises(AttachError, match="its probes: none"):
+        find_sites("/bin/true", "x", "y")
