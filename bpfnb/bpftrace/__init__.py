@@ -1,0 +1,3 @@
+"""bpftrace programs run from Python or a ``%%bpftrace`` cell, their maps as DataFrames."""
+
+__all__: list[str] = []
