@@ -1,4 +1,5 @@
-"""IPython magics: ``%%bpf``, ``%bpf_list``, ``%bpf_close``, ``%bpf_trace``, ``%bpf_doctor``.
+"""IPython magics: ``%%bpf``, ``%%bpftrace``, ``%bpf_list``, ``%bpf_close``, ``%bpf_trace``,
+``%bpf_doctor``.
 
 A thin front end: parse the line, call the library, display the result. The cell body is BPF C
 and is passed on untouched; Python values enter only through ``-D`` on the magic line, which
@@ -11,9 +12,11 @@ import shlex
 from typing import Any
 
 from IPython.core.error import UsageError
-from IPython.core.magic import Magics, line_cell_magic, line_magic, magics_class
+from IPython.core.magic import Magics, cell_magic, line_cell_magic, line_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
 
+from bpfnb.bpftrace import REFRESH_MODES, BpftraceProgram
+from bpfnb.bpftrace import start as start_bpftrace
 from bpfnb.object import BpfObject
 from bpfnb.progress import Progress
 from bpfnb.session import session_for
@@ -130,6 +133,42 @@ class BpfMagics(Magics):
                     obj.detach()
             else:
                 run_for(obj, seconds, progress.update)
+
+    @cell_magic
+    @magic_arguments()
+    @argument("name", help="the Python name the program is bound to")
+    @argument("params", nargs="*", help="bpftrace's positional parameters ($1, $2, ...)")
+    @argument(
+        "--duration",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="run this long (with a progress bar), then stop; the final maps stay readable",
+    )
+    @argument(
+        "--refresh",
+        choices=REFRESH_MODES,
+        default="signal",
+        help="read running maps by SIGUSR1 (signal) or from the program's own print()s",
+    )
+    def bpftrace(self, line: str, cell: str) -> BpftraceProgram:
+        """Run the cell's bpftrace program (``bpftrace -f json``) and print its output.
+
+        Without --duration the cell returns once the probes are attached and bpftrace keeps
+        running: NAME.maps["@x"].to_frame() reads a map now, %bpf_close NAME (or a re-run)
+        stops it. Interrupting the kernel stops bpftrace too.
+        """
+        args = parse_argstring(self.bpftrace, line)
+        if not args.name.isidentifier():
+            raise UsageError(f"%%bpftrace NAME: {args.name!r} is not a Python identifier")
+        obj = self.session.replace(
+            args.name,
+            lambda: start_bpftrace(cell, args.name, args.params, refresh=args.refresh),
+        )
+        if args.duration:
+            with Progress(obj.name, args.duration) as progress:
+                obj.run_for(args.duration, progress=progress.update)
+        return obj
 
     @line_magic
     @magic_arguments()

@@ -4,6 +4,7 @@ and no program behind."""
 
 from __future__ import annotations
 
+import _thread
 import errno
 import os
 import re
@@ -12,9 +13,12 @@ import threading
 import time
 
 import pytest
+from IPython.core.interactiveshell import InteractiveShell
 
 import bpfnb.bpftrace
+from bpfnb.errors import BpftraceError
 from bpfnb.sys import bpf
+from bpfnb.widgets import LiveHistogram, LiveTable
 from tests.conftest import need
 
 COUNT_GETPPID = """tracepoint:syscalls:sys_enter_getppid /tid == $1/ {
@@ -30,6 +34,14 @@ def bpftrace_installed() -> None:
     need(
         shutil.which("bpftrace") is not None, "bpftrace is not installed (apt-get install bpftrace)"
     )
+
+
+@pytest.fixture
+def shell():
+    ip = InteractiveShell.instance()
+    ip.run_line_magic("load_ext", "bpfnb")
+    yield ip
+    ip.run_line_magic("bpf_close", "--all")
 
 
 def _getppid(n: int) -> None:
@@ -90,6 +102,30 @@ def _assert_gone(pids: set[int], programs: set[int]) -> None:
     raise AssertionError(f"left behind: processes {alive}, programs {loaded}")
 
 
+def test_running_cell_reads_maps_on_signal_and_stops_on_close(shell) -> None:
+    tid = threading.get_native_id()
+    prog = shell.run_cell_magic("bpftrace", f"counter {tid}", COUNT_GETPPID)
+    assert shell.user_ns["counter"] is prog and not prog.closed
+    pid, programs = prog.process.pid, _program_ids(prog.process.pid)
+    assert programs  # bpftrace holds its loaded program
+    _getppid(250)
+    assert prog.maps["@calls"].to_frame().to_dict("list") == {"value": [250]}
+    assert prog.maps["@by_comm"].to_frame()["value"].tolist() == [250]
+    _getppid(50)
+    assert prog.maps["@calls"].to_frame()["value"].tolist() == [300]
+    assert prog.process.running  # a read does not stop bpftrace
+    listing = repr(shell.run_line_magic("bpf_list", ""))
+    assert "counter: tracepoint:syscalls:sys_enter_getppid" in listing
+    shell.run_line_magic("bpf_close", "counter")
+    assert prog.closed and "counter" not in repr(shell.run_line_magic("bpf_list", ""))
+    _assert_gone({pid}, programs)
+    _getppid(7)  # detached: no longer counted
+    assert prog.maps["@calls"].to_frame()["value"].tolist() == [300]
+    sizes = prog.maps["@sizes"].to_histogram()
+    assert list(sizes.columns) == ["slot", "low", "high", "count"]
+    assert sizes[["slot", "low", "high", "count"]].values.tolist() == [[7, 64, 127, 300]]
+
+
 def test_timed_run_counts_exactly_and_keeps_final_maps() -> None:
     tid_box: list[int] = []
     attached = threading.Event()
@@ -116,6 +152,124 @@ def test_timed_run_counts_exactly_and_keeps_final_maps() -> None:
     assert prog.maps["@calls"].to_frame()["value"].tolist() == [321]
     frame = prog.maps["@by_comm"].to_frame()
     assert list(frame.columns) == ["key", "value"] and frame["value"].tolist() == [321]
+
+
+def test_duration_cell_prints_and_binds_the_final_maps(shell, capsys) -> None:
+    program = """BEGIN { printf("hello from bpftrace\\n"); }
+interval:ms:100 { @ticks = count(); }
+"""
+    prog = shell.run_cell_magic("bpftrace", "timed --duration 1", program)
+    assert shell.user_ns["timed"] is prog and prog.closed
+    assert "hello from bpftrace" in capsys.readouterr().out
+    assert prog.maps["@ticks"].to_frame()["value"].iloc[0] > 0  # timers: no exact count
+
+
+def test_rerun_stops_the_previous_bpftrace(shell) -> None:
+    tid = threading.get_native_id()
+    first = shell.run_cell_magic("bpftrace", f"again {tid}", COUNT_GETPPID)
+    pid = first.process.pid
+    second = shell.run_cell_magic("bpftrace", f"again {tid}", COUNT_GETPPID)
+    assert first.closed and not second.closed and shell.user_ns["again"] is second
+    _assert_gone({pid}, set())
+    _getppid(5)
+    assert second.maps["@calls"].to_frame()["value"].tolist() == [5]
+
+
+def test_syntax_error_is_short_and_points_at_the_cell_line(shell) -> None:
+    body = "BEGIN {\n    @a = 1 +;\n}\n"
+    with pytest.raises(BpftraceError) as info:
+        shell.run_cell_magic("bpftrace", "broken", body)
+    err = info.value
+    assert err.line == 2 and "syntax error" in err.message
+    assert err.source_line == "    @a = 1 +;"
+    assert len(err._render_traceback_()) == 3  # message, line, caret: no traceback
+    assert "broken" not in shell.user_ns
+    assert not _bpftrace_children()
+
+
+def test_unknown_probe_is_a_bpftrace_error(shell) -> None:
+    with pytest.raises(BpftraceError, match="tracepoint not found: syscalls:sys_enter_nope"):
+        shell.run_cell_magic("bpftrace", "nope", "tracepoint:syscalls:sys_enter_nope { }\n")
+    assert not _bpftrace_children()
+
+
+def test_interrupt_stops_bpftrace_and_frees_its_programs(shell) -> None:
+    seen: dict[str, set[int]] = {}
+
+    def interrupt() -> None:
+        prog = shell.user_ns["held"]  # bound before the timed run starts
+        seen["pids"] = _bpftrace_children()
+        seen["programs"] = _program_ids(prog.process.pid)
+        _thread.interrupt_main()
+
+    timer = threading.Timer(1.5, interrupt)
+    timer.start()
+    started = time.monotonic()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            shell.run_cell_magic("bpftrace", "held --duration 30", COUNT_GETPPID.replace("$1", "0"))
+    finally:
+        timer.cancel()
+    assert time.monotonic() - started < 15
+    assert seen["pids"] and seen["programs"]
+    assert shell.user_ns["held"].closed
+    _assert_gone(seen["pids"], seen["programs"])
+    assert not _bpftrace_children()
+
+
+def test_live_views_on_bpftrace_maps(shell) -> None:
+    tid = threading.get_native_id()
+    shell.run_cell_magic("bpftrace", f"viewed {tid}", COUNT_GETPPID)
+    hist = shell.run_line_magic("bpf_show", "viewed.@sizes")
+    table = shell.run_line_magic("bpf_show", "viewed.@by_comm")
+    assert isinstance(hist, LiveHistogram) and hist.kind == "log2"
+    assert isinstance(table, LiveTable)
+    _getppid(40)
+    assert hist.refresh()["count"].sum() == 40
+    assert table.refresh()["value"].tolist() == [40]
+    shell.run_line_magic("bpf_close", "viewed")
+    assert "source closed" in hist._status.value and "source closed" in table._status.value
+
+
+def test_jupyter_interrupt_stops_bpftrace() -> None:
+    """The kernel's interrupt (SIGINT to its process group, as JupyterLab's stop button sends)
+    ends the cell; bpftrace, in a session of its own, is stopped by bpfnb."""
+    from jupyter_client.manager import start_new_kernel
+
+    manager, client = start_new_kernel(kernel_name="python3")
+    try:
+        client.execute_interactive("%load_ext bpfnb", timeout=60)
+        kernel_pid = manager.provisioner.process.pid
+        msg_id = client.execute("%%bpftrace held --duration 60\ninterval:ms:10 { @n = count(); }")
+        deadline = time.monotonic() + 30
+        while not (children := _bpftrace_children(kernel_pid)) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert children, "bpftrace did not start"
+        [pid] = children
+        while not (programs := _program_ids(pid)) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.5)
+        manager.interrupt_kernel()
+        reply = client.get_shell_msg(timeout=30)
+        assert reply["parent_header"]["msg_id"] == msg_id
+        assert reply["content"]["status"] == "error"
+        assert reply["content"]["ename"] == "KeyboardInterrupt"
+        _assert_gone({pid}, programs)
+        printed: list[str] = []
+
+        def collect(message: dict) -> None:
+            if message["msg_type"] == "stream":
+                printed.append(message["content"]["text"])
+
+        client.execute_interactive(
+            "print(held.closed, held.maps['@n'].to_frame()['value'].iloc[0] > 0)",
+            timeout=30,
+            output_hook=collect,
+        )
+        assert "".join(printed).split() == ["True", "True"]  # bound, stopped, final maps read
+    finally:
+        client.stop_channels()
+        manager.shutdown_kernel(now=True)
 
 
 def test_started_program_reads_maps_while_running_and_frees_all_on_close() -> None:
