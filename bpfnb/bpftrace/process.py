@@ -108,7 +108,8 @@ class BpftraceProcess:
 
     @property
     def running(self) -> bool:
-        return self._proc.poll() is None
+        """False once bpftrace has exited, or has closed its output (it then is exiting)."""
+        return self._proc.poll() is None and not self._ended()
 
     def texts_since(self, index: int) -> list[tuple[int, str]]:
         """Text output numbered ``index`` and later, as (number, text)."""
@@ -183,8 +184,9 @@ class BpftraceProcess:
         self._stopped = True
         try:
             if self._proc.poll() is None:
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(self._proc.pid, signal.SIGINT)
+                if not self._ended():  # else it is exiting: a SIGINT now would cut that short
+                    with contextlib.suppress(ProcessLookupError):
+                        os.kill(self._proc.pid, signal.SIGINT)
                 try:
                     self._proc.wait(timeout)
                 except subprocess.TimeoutExpired:

@@ -282,3 +282,10 @@ def test_started_program_reads_maps_while_running_and_frees_all_on_close() -> No
     prog.close()
     _assert_gone({pid}, programs)
     assert prog.maps["@calls"].to_frame()["value"].tolist() == [99]  # what bpftrace printed last
+
+
+def test_a_program_that_exits_by_itself_is_closed_with_its_maps() -> None:
+    prog = bpfnb.bpftrace.start('BEGIN { @answer = 42; printf("bye\\n"); exit(); }', write=None)
+    assert prog.process.wait(lambda: not prog.process.running, timeout=10)
+    assert prog.closed and prog.output == "bye\n"
+    assert prog.maps["@answer"].to_frame()["value"].tolist() == [42]
