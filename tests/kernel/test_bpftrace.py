@@ -284,6 +284,22 @@ def test_started_program_reads_maps_while_running_and_frees_all_on_close() -> No
     assert prog.maps["@calls"].to_frame()["value"].tolist() == [99]  # what bpftrace printed last
 
 
+def test_refresh_from_the_programs_own_prints() -> None:
+    program = """tracepoint:syscalls:sys_enter_getppid /tid == $1/ { @calls = count(); }
+interval:ms:50 { print(@calls); }
+"""
+    tid = threading.get_native_id()
+    prog = bpfnb.bpftrace.start(program, params=[tid], refresh="prints", write=None)
+    try:
+        _getppid(17)
+        seen = prog.process.output.updates
+        assert prog.process.wait(lambda: prog.process.output.updates > seen + 1, timeout=10)
+        assert prog.maps["@calls"].to_frame()["value"].tolist() == [17]
+        assert prog.process.output.dumps == 0  # read from print(@calls), never signalled
+    finally:
+        prog.close()
+
+
 def test_a_program_that_exits_by_itself_is_closed_with_its_maps() -> None:
     prog = bpfnb.bpftrace.start('BEGIN { @answer = 42; printf("bye\\n"); exit(); }', write=None)
     assert prog.process.wait(lambda: not prog.process.running, timeout=10)
