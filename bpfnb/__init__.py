@@ -3,7 +3,7 @@
 import contextlib
 from typing import Any
 
-from bpfnb import elf, errors
+from bpfnb import bpftrace, elf, errors, usdt
 from bpfnb.bcc.program import compile
 from bpfnb.elf import load_elf
 from bpfnb.errors import (
@@ -54,10 +54,12 @@ __all__ = [
     "Map",
     "PrivilegeError",
     "VerifierError",
+    "bpftrace",
     "compile",
     "elf",
     "errors",
     "load_elf",
     "load_ipython_extension",
     "unload_ipython_extension",
+    "usdt",
 ]
