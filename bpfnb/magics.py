@@ -155,7 +155,8 @@ class BpfMagics(Magics):
         """Run the cell's bpftrace program (``bpftrace -f json``) and print its output.
 
         Without --duration the cell returns once the probes are attached and bpftrace keeps
-        running: NAME.maps["@x"].to_frame() reads a map now, %bpf_close NAME (or a re-run)
+        running: NAME.maps["@x"].to_frame() reads a map now, NAME.output holds what it prints
+        later (NAME.follow(SECONDS) prints it as it comes), and %bpf_close NAME (or a re-run)
         stops it. Interrupting the kernel stops bpftrace too.
         """
         args = parse_argstring(self.bpftrace, line)
