@@ -192,6 +192,10 @@ class BpftraceProcess:
                 except subprocess.TimeoutExpired:
                     self._proc.kill()
                     self._proc.wait()
+                except BaseException:  # a second interrupt: do not wait for the last print
+                    self._proc.kill()
+                    self._proc.wait()
+                    raise
             for reader in self._readers:
                 reader.join(timeout)
         finally:
