@@ -167,8 +167,11 @@ class BpfMagics(Magics):
             lambda: start_bpftrace(cell, args.name, args.params, refresh=args.refresh),
         )
         if args.duration:
-            with Progress(obj.name, args.duration) as progress:
-                obj.run_for(args.duration, progress=progress.update)
+            try:
+                with Progress(obj.name, args.duration) as progress:
+                    obj.run_for(args.duration, progress=progress.update)
+            finally:
+                obj.close()  # also when interrupted before the run started
         return obj
 
     @line_magic
