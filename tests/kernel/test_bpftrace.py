@@ -195,21 +195,25 @@ def test_unknown_probe_is_a_bpftrace_error(shell) -> None:
 
 def test_interrupt_stops_bpftrace_and_frees_its_programs(shell) -> None:
     seen: dict[str, set[int]] = {}
+    shell.user_ns.pop("held", None)
 
     def interrupt() -> None:
-        prog = shell.user_ns["held"]  # bound before the timed run starts
+        deadline = time.monotonic() + 30
+        while "held" not in shell.user_ns and time.monotonic() < deadline:
+            time.sleep(0.01)  # bound once attached, as the timed run starts
+        prog = shell.user_ns["held"]
         seen["pids"] = _bpftrace_children()
         seen["programs"] = _program_ids(prog.process.pid)
         _thread.interrupt_main()
 
-    timer = threading.Timer(1.5, interrupt)
+    timer = threading.Thread(target=interrupt)
     timer.start()
     started = time.monotonic()
     try:
         with pytest.raises(KeyboardInterrupt):
             shell.run_cell_magic("bpftrace", "held --duration 30", COUNT_GETPPID.replace("$1", "0"))
     finally:
-        timer.cancel()
+        timer.join()
     assert time.monotonic() - started < 15
     assert seen["pids"] and seen["programs"]
     assert shell.user_ns["held"].closed
@@ -241,14 +245,18 @@ def test_jupyter_interrupt_stops_bpftrace() -> None:
         client.execute_interactive("%load_ext bpfnb", timeout=60)
         kernel_pid = manager.provisioner.process.pid
         msg_id = client.execute("%%bpftrace held --duration 60\ninterval:ms:10 { @n = count(); }")
-        deadline = time.monotonic() + 30
-        while not (children := _bpftrace_children(kernel_pid)) and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert children, "bpftrace did not start"
-        [pid] = children
-        while not (programs := _program_ids(pid)) and time.monotonic() < deadline:
-            time.sleep(0.05)
-        time.sleep(0.5)
+        # The progress bar appears once the probes are attached, as the timed run starts.
+        while True:
+            message = client.get_iopub_msg(timeout=60)
+            if message["parent_header"].get("msg_id") == msg_id and message["msg_type"] in (
+                "display_data",
+                "error",
+            ):
+                break
+        assert message["msg_type"] == "display_data"
+        [pid] = _bpftrace_children(kernel_pid)
+        programs = _program_ids(pid)
+        assert programs
         manager.interrupt_kernel()
         reply = client.get_shell_msg(timeout=30)
         assert reply["parent_header"]["msg_id"] == msg_id
