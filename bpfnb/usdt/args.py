@@ -5,8 +5,9 @@ size is a signed value, and the operand is a constant (``-4@$5``), a register (`
 register plus an offset to read memory at (``-4@-20(%rbp)``), or a base plus a scaled index
 (``8@8(%rax,%rdx,8)``).
 
-The packed layout is ``struct __bpf_usdt_spec`` of libbpf's ``usdt.bpf.h`` (libbpf 1.x): the
-spec a BPF program reads to fetch the arguments (``bpf_usdt_arg()``), one per probe site::
+The packed layout is ``struct __bpf_usdt_spec`` of libbpf's ``usdt.bpf.h`` (libbpf 0.8 on): the
+spec a BPF program reads to fetch the arguments (``bpf_usdt_arg()``), one per probe site. The
+scaled-index arguments libbpf 1.7 added do not fit it, and are refused when packing::
 
     struct __bpf_usdt_arg_spec {       struct __bpf_usdt_spec {
         __u64 val_off;                     struct __bpf_usdt_arg_spec args[12];
