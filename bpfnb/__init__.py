@@ -9,6 +9,7 @@ from bpfnb.elf import load_elf
 from bpfnb.errors import (
     AttachError,
     BpfError,
+    BpftraceError,
     CompileError,
     ElfError,
     KernelFeatureError,
@@ -47,6 +48,7 @@ __all__ = [
     "AttachError",
     "BpfObject",
     "BpfError",
+    "BpftraceError",
     "CompileError",
     "ElfError",
     "EventStream",
