@@ -3,12 +3,13 @@
 import contextlib
 from typing import Any
 
-from bpfnb import elf, errors
+from bpfnb import bpftrace, elf, errors, usdt
 from bpfnb.bcc import compile
 from bpfnb.elf import load_elf
 from bpfnb.errors import (
     AttachError,
     BpfError,
+    BpftraceError,
     CompileError,
     ElfError,
     KernelFeatureError,
@@ -54,6 +55,7 @@ __all__ = [
     "AttachError",
     "BpfObject",
     "BpfError",
+    "BpftraceError",
     "CompileError",
     "ElfError",
     "EventStream",
@@ -63,10 +65,12 @@ __all__ = [
     "PrivilegeError",
     "Program",
     "VerifierError",
+    "bpftrace",
     "compile",
     "elf",
     "errors",
     "load_elf",
     "load_ipython_extension",
     "unload_ipython_extension",
+    "usdt",
 ]

@@ -17,6 +17,7 @@ __all__ = [
     "AttachError",
     "BccMissingError",
     "BpfError",
+    "BpftraceError",
     "CompileError",
     "Diagnostic",
     "ElfError",
@@ -336,3 +337,33 @@ class ElfError(BpfError):
                 where += f" at offset {offset:#x}"
             where += ": "
         super().__init__(where + message)
+
+
+class BpftraceError(BpfError):
+    """bpftrace refused a program or stopped with an error; ``output`` holds all it said.
+
+    ``line`` and ``column`` (1-based, 0 when bpftrace gave none) point into the program as
+    the user wrote it, and ``source_line`` is that line.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        line: int = 0,
+        column: int = 0,
+        source_line: str = "",
+        output: str = "",
+    ) -> None:
+        self.message = message
+        self.line = line
+        self.column = column
+        self.source_line = source_line
+        self.output = output
+        super().__init__(f"line {line}:{column}: {message}" if line else message)
+
+    def _render_traceback_(self) -> list[str]:
+        lines = [f"\x1b[31mBpftraceError\x1b[0m: {self}"]
+        if self.source_line:
+            caret = " " * max(self.column - 1, 0) + "^"
+            lines += [f"    {self.source_line}", f"    {caret}"]
+        return lines

@@ -1,5 +1,5 @@
-"""IPython magics: ``%%bpf``, ``%bpf_elf``, ``%bpf_show``, ``%bpf_trace``, ``%bpf_list``,
-``%bpf_close``, ``%bpf_doctor``.
+"""IPython magics: ``%%bpf``, ``%%bpftrace``, ``%bpf_elf``, ``%bpf_show``, ``%bpf_trace``,
+``%bpf_list``, ``%bpf_close``, ``%bpf_doctor``.
 
 A thin front end: parse the line, call the library, display the result. The cell body is BPF C
 and is passed on untouched; Python values enter only through ``-D`` on the magic line, which
@@ -13,15 +13,18 @@ import shlex
 from typing import Any
 
 from IPython.core.error import UsageError
-from IPython.core.magic import Magics, line_cell_magic, line_magic, magics_class
+from IPython.core.magic import Magics, cell_magic, line_cell_magic, line_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
 from IPython.display import display
 
 from bpfnb import bcc, elf
+from bpfnb.bpftrace import REFRESH_MODES, BpftraceProgram
+from bpfnb.bpftrace import start as start_bpftrace
 from bpfnb.doctor import run as run_doctor
 from bpfnb.elf.compiler import parse_constants
 from bpfnb.errors import Diagnostic, not_found
 from bpfnb.object import BpfObject
+from bpfnb.progress import Progress
 from bpfnb.run import follow_trace, run_for
 from bpfnb.session import session_for
 from bpfnb.widgets import show
@@ -31,6 +34,7 @@ __all__ = ["BpfMagics", "CompileWarnings"]
 #: One line for each magic, shown by ``%bpf --help`` and ``%%bpf?``.
 MAGICS = (
     ("%%bpf NAME [options]", "BPF C in the cell: compiled, loaded, attached, bound to NAME"),
+    ("%%bpftrace NAME [PARAMS]", "a bpftrace program in the cell; its maps become DataFrames"),
     ("%bpf_elf NAME PATH", "load a clang-built object file, attach it by section, bind it to NAME"),
     ("%bpf_show NAME.MAP", "a live view of a map (histogram, table, rate) or an event stream"),
     ("%bpf_trace [--duration S]", "print the bpf_trace_printk lines written from now on"),
@@ -203,6 +207,46 @@ class BpfMagics(Magics):
         if args.duration and attach:
             uses_printk = "bpf_trace_printk" in obj.source or "bpf_printk" in obj.source
             run_for(obj, args.duration, trace=uses_printk)
+        return obj
+
+    @cell_magic
+    @magic_arguments()
+    @argument("name", help="the Python name the program is bound to")
+    @argument("params", nargs="*", help="bpftrace's positional parameters ($1, $2, ...)")
+    @argument(
+        "--duration",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="run this long (with a progress bar), then stop; the final maps stay readable",
+    )
+    @argument(
+        "--refresh",
+        choices=REFRESH_MODES,
+        default="signal",
+        help="read running maps by SIGUSR1 (signal) or from the program's own print()s",
+    )
+    def bpftrace(self, line: str, cell: str) -> BpftraceProgram:
+        """Run the cell's bpftrace program (``bpftrace -f json``) and print its output.
+
+        Without --duration the cell returns once the probes are attached and bpftrace keeps
+        running: NAME.maps["@x"].to_frame() reads a map now, NAME.output holds what it prints
+        later (NAME.follow(SECONDS) prints it as it comes), and %bpf_close NAME (or a re-run)
+        stops it. Interrupting the kernel stops bpftrace too.
+        """
+        args = _parse(self.bpftrace, line, "%%bpftrace NAME [PARAMS...] [--duration SECONDS]")
+        if not args.name.isidentifier():
+            raise UsageError(f"%%bpftrace NAME: {args.name!r} is not a Python identifier")
+        obj = self.session.replace(
+            args.name,
+            lambda: start_bpftrace(cell, args.name, args.params, refresh=args.refresh),
+        )
+        if args.duration:
+            try:
+                with Progress(obj.name, args.duration) as progress:
+                    obj.run_for(args.duration, progress=progress.update)
+            finally:
+                obj.close()  # also when interrupted before the run started
         return obj
 
     @line_magic

@@ -45,6 +45,7 @@ from bpfnb.link import (
 from bpfnb.maps import EventMap, Map
 from bpfnb.sys import bpf
 from bpfnb.sys.constants import MapType, ProgType
+from bpfnb.usdt import attach_usdt
 
 __all__ = ["BpfObject", "Program", "ProgramLoader"]
 
@@ -325,6 +326,19 @@ class BpfObject(Closing):
         return self._record(
             p, lambda: attach_uprobe(p.fd, path_or_lib, symbol_or_offset, pid=pid, ret=ret)
         )
+
+    def attach_usdt(
+        self, prog: str | Program, path_or_lib: str, provider: str, name: str, pid: int = -1
+    ) -> list[Link]:
+        """Attach at every site of USDT probe ``provider:name`` of a binary or library (one
+        link per site); while attached, the kernel keeps the probe's semaphore set. ``pid``
+        limits it to one process."""
+        p = self._program(prog, ProgType.KPROBE)
+        if self._closed:
+            raise BpfError(f"{self.name}: object is closed")
+        links = attach_usdt(p.fd, path_or_lib, provider, name, pid=pid)
+        p.links.extend(links)
+        return list(links)
 
     def attach_fentry(self, prog: str | Program) -> Link:
         """Attach a fentry/fexit/fmod_ret/lsm program where its load named (bcc: ``kfunc__``)."""

@@ -26,6 +26,7 @@ __all__ = [
     "add_probe_event",
     "open_pmu_probe",
     "pmu_type",
+    "ref_ctr_shift",
     "retprobe_bit",
     "sweep_stale_probes",
 ]
@@ -54,14 +55,45 @@ def retprobe_bit(kind: str) -> int:
         return 0
 
 
+#: Where the uprobe PMU takes a semaphore's file offset when its format file is missing:
+#: ``PERF_UPROBE_REF_CTR_OFFSET_SHIFT``.
+REF_CTR_SHIFT = 32
+
+
+def ref_ctr_shift(kind: str = "uprobe") -> int | None:
+    """Which bit of ``config`` starts the uprobe PMU's reference counter (semaphore) offset
+    (``format/ref_ctr_offset``, "config:32-63"), or None when the kernel has no such field
+    (before Linux 4.20, commit a6ca88b241d5)."""
+    try:
+        with open(os.path.join(PMU_DIR, kind, "format", "ref_ctr_offset")) as f:
+            text = f.read().strip()
+        return int(text.split(":", 1)[1].split("-")[0])
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError, IndexError):
+        return REF_CTR_SHIFT
+
+
 def open_pmu_probe(
-    pmu: int, kind: str, ret: bool, name_or_path: str, offset: int, pid: int = -1
+    pmu: int,
+    kind: str,
+    ret: bool,
+    name_or_path: str,
+    offset: int,
+    pid: int = -1,
+    ref_ctr_offset: int = 0,
 ) -> FD:
     """A disabled perf event on the ``kind`` PMU: a function name (kprobe) or a file path
-    (uprobe) in ``config1``, the offset in ``config2``."""
+    (uprobe) in ``config1``, the offset in ``config2``.
+
+    ``ref_ctr_offset`` (uprobes only) is the file offset of a USDT semaphore: the kernel
+    increments that counter in every process mapping the file while the probe exists.
+    """
     text = ct.create_string_buffer(name_or_path.encode())
     attr = perf.PerfEventAttr(type=pmu, sample_period=1)
     attr.config = (1 << retprobe_bit(kind)) if ret else 0
+    if ref_ctr_offset:
+        attr.config |= ref_ctr_offset << (ref_ctr_shift(kind) or REF_CTR_SHIFT)
     attr.config1 = ct.addressof(text)
     attr.config2 = offset
     attr.wakeup_events = 1

@@ -34,13 +34,15 @@ def attach_uprobe(
     pid: int = -1,
     ret: bool = False,
     method: str = "auto",
+    ref_ctr_offset: int = 0,
 ) -> FdLink:
     """Run a uprobe program when a user function is entered (or returns: ``ret=True``).
 
     ``path_or_lib`` is a path or a name found like the linker does (``"c"`` for libc);
     ``symbol_or_offset`` a function name (``"malloc"``, ``"f+0x4"``) or a file offset. ``pid``
     limits the probe to one process. ``method`` picks the uprobe PMU or a tracefs
-    ``uprobe_events`` entry; "auto" prefers the PMU.
+    ``uprobe_events`` entry; "auto" prefers the PMU. ``ref_ctr_offset`` is the file offset of a
+    USDT semaphore (``unsigned short``) that the kernel keeps incremented while the probe lives.
     """
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, not {method!r}")
@@ -50,9 +52,15 @@ def attach_uprobe(
     if pid != -1:
         label += f" (pid {pid})"
     pmu = probes.pmu_type("uprobe") if method != "tracefs" else None
+    if pmu is not None and ref_ctr_offset and probes.ref_ctr_shift("uprobe") is None:
+        raise KernelFeatureError(
+            "uprobe semaphores", "the uprobe PMU has no ref_ctr_offset: this kernel predates 4.20"
+        )
     if pmu is not None:
         try:
-            event = probes.open_pmu_probe(pmu, "uprobe", ret, path, offset, pid=pid)
+            event = probes.open_pmu_probe(
+                pmu, "uprobe", ret, path, offset, pid=pid, ref_ctr_offset=ref_ctr_offset
+            )
         except OSError as err:
             if err.errno == errno.ESRCH:
                 raise AttachError(f"cannot attach {kind} {label}: no process {pid}") from err
@@ -69,7 +77,8 @@ def attach_uprobe(
             "no uprobe_events in tracefs)",
         )
     hint = symbol_or_offset if isinstance(symbol_or_offset, str) else f"{offset:x}"
-    probe = probes.add_probe_event("uprobe", ret, f"{path}:{offset:#x}", str(hint))
+    where = f"{path}:{offset:#x}" + (f"({ref_ctr_offset:#x})" if ref_ctr_offset else "")
+    probe = probes.add_probe_event("uprobe", ret, where, str(hint))
     try:
         event = probes.open_probe_event(probe, pid=pid)
     except OSError as err:

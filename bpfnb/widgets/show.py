@@ -27,8 +27,8 @@ def show(
     ``unit`` labels a histogram's buckets (``"ns"``, ``"us"``, ``"ms"``, ``"bytes"``). ``kind``
     picks the view: ``"log2"``/``"linear"`` (LiveHistogram), ``"table"`` (LiveTable),
     ``"rate"`` (LiveRate) or ``"log"`` (EventLog). By default a perf or ring buffer gets an
-    EventLog over a new stream (closed with the view), a histogram map a log2 LiveHistogram, and
-    any other map a LiveTable.
+    EventLog over a new stream (closed with the view), a histogram map a log2 LiveHistogram, a
+    source with a ``view_kind`` (a bpftrace histogram) that view, and any other map a LiveTable.
     """
     if kind is not None and kind not in VIEW_KINDS:
         raise ValueError(f"kind must be one of {VIEW_KINDS}, got {kind!r}")
@@ -38,6 +38,8 @@ def show(
         label = getattr(obj, "name", "the object")
         raise KeyError(f"{label} has no map {name!r} (its maps: {known})")
     source = maps[name]
+    if kind is None:
+        kind = getattr(source, "view_kind", None)  # a source may name the view that fits it
     if _map_type(source) in STREAM_TYPES:
         if kind not in (None, "log", "rate"):
             raise ValueError(f"{name!r} is an event stream: kind must be 'log' or 'rate'")
