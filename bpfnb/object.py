@@ -462,26 +462,23 @@ class BpfObject(Closing):
 
     def _repr_html_(self) -> str:
         esc = html.escape
+        left = ' style="text-align: left"'  # notebooks right-align table cells by default
         prog_rows = "".join(
-            f"<tr><td><code>{esc(p.name)}</code></td><td>{esc(p.type_name)}</td>"
-            f"<td>{esc(', '.join(p.attach_points) or 'not attached')}</td></tr>"
+            f"<tr><td{left}><code>{esc(p.name)}</code></td><td{left}>{esc(p.type_name)}</td>"
+            f"<td{left}>{esc(', '.join(p.attach_points) or 'not attached')}</td></tr>"
             for p in self.programs.values()
         )
         map_rows = "".join(
-            "<tr>" + "".join(f"<td>{esc(cell)}</td>" for cell in row) + "</tr>"
+            "<tr>" + "".join(f"<td{left}>{esc(cell)}</td>" for cell in row) + "</tr>"
             for row in self._map_rows()
         )
         out = f"<div><b>BpfObject</b> <code>{esc(self.name)}</code> <i>({esc(self._state())})</i>"
         if prog_rows:
-            out += (
-                "<table><tr><th>program</th><th>type</th><th>attached to</th></tr>"
-                f"{prog_rows}</table>"
-            )
+            heads = "".join(f"<th{left}>{h}</th>" for h in ("program", "type", "attached to"))
+            out += f"<table><tr>{heads}</tr>{prog_rows}</table>"
         if map_rows:
-            out += (
-                "<table><tr><th>map</th><th>type</th><th>key</th><th>value</th>"
-                f"<th>size</th></tr>{map_rows}</table>"
-            )
+            heads = "".join(f"<th{left}>{h}</th>" for h in ("map", "type", "key", "value", "size"))
+            out += f"<table><tr>{heads}</tr>{map_rows}</table>"
         return out + "</div>"
 
 

@@ -7,7 +7,7 @@ from typing import Any
 import pandas as pd
 
 from bpfnb.widgets._html import table_html
-from bpfnb.widgets.view import LiveView
+from bpfnb.widgets.view import LiveView, accounting
 
 __all__ = ["EventLog"]
 
@@ -53,7 +53,7 @@ class EventLog(LiveView):
 
     def _source_status(self) -> str:
         stats = self.source.stats
-        return f" · received {stats.received} · lost {stats.lost} · dropped {stats.dropped}"
+        return f" · received {stats.received} · {accounting(stats)}"
 
     def _compute(self) -> pd.DataFrame:
         if self.poll:

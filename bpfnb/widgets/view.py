@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
+import html
 import time
 import weakref
 from typing import Any
@@ -89,14 +90,24 @@ class LiveView(widgets.VBox):
             style={"description_width": "initial"},
             layout=widgets.Layout(width="150px"),
         )
-        self._status = widgets.Label(value="not refreshed yet")
+        # A line of its own that wraps within the view's width: beside another view it must
+        # not widen its view (a width of 0 that stretches to 100% adds nothing to it).
+        self._status_text = "not refreshed yet"
+        self._status = widgets.HTML(
+            value=_status_html(self._status_text),
+            layout=widgets.Layout(width="0", min_width="100%"),
+        )
+        self._status.add_class("bpfnb-status")
         self._body = widgets.HTML(value="")
         self._body.add_class("bpfnb-view")
         self._toggle.observe(self._on_toggle, names="value")
         self._interval.observe(self._on_interval, names="value")
         extra = self._extra_controls()
-        controls = widgets.HBox([self._toggle, self._interval, *extra, self._status])
-        super().__init__(children=[controls, self._body])
+        controls = widgets.HBox([self._toggle, self._interval, *extra])
+        super().__init__(
+            children=[controls, self._status, self._body],
+            layout=widgets.Layout(margin="0 24px 8px 0"),  # apart from a view beside it
+        )
         self.add_class("bpfnb-live-view")
 
         try:
@@ -130,7 +141,7 @@ class LiveView(widgets.VBox):
         stats = getattr(self.source, "stats", None)
         if stats is None:
             return ""
-        return f" · lost {stats.lost} · dropped {stats.dropped}"
+        return f" · {accounting(stats)}"
 
     # -- public API ------------------------------------------------------------------------------
 
@@ -278,7 +289,16 @@ class LiveView(widgets.VBox):
             text = f"refreshed {stamp} · {len(self._data)} rows{self._source_status()}"
         if not self._running:
             text = f"stopped ({self._stop_reason}) · {text}" if self._stop_reason else text
-        self._status.value = text
+        self._set_status(text)
+
+    def _set_status(self, text: str) -> None:
+        self._status_text = text
+        self._status.value = _status_html(text)
+
+    @property
+    def status(self) -> str:
+        """The status line's text: when the view last refreshed, how many rows, what stopped it."""
+        return self._status_text
 
     def _sync_toggle(self, running: bool) -> None:
         self._syncing_toggle = True
@@ -297,7 +317,7 @@ class LiveView(widgets.VBox):
                 self.start()
             except (RuntimeError, ValueError) as err:
                 self._sync_toggle(False)
-                self._status.value = str(err)
+                self._set_status(str(err))
         else:
             self.stop()
 
@@ -326,6 +346,18 @@ def _failure(err: Exception) -> str:
     if isinstance(err, OSError) and err.errno == errno.EBADF:
         return "source closed"
     return f"error: {type(err).__name__}: {err}"
+
+
+def _status_html(text: str) -> str:
+    return f'<div style="white-space: normal; overflow-wrap: anywhere">{html.escape(text)}</div>'
+
+
+def accounting(stats: Any) -> str:
+    """``lost 0 · dropped 0`` of a stream's stats, saying so where the program counts none."""
+    return " · ".join(
+        f"{what} {'not counted' if value is None else value}"
+        for what, value in (("lost", stats.lost), ("dropped", stats.dropped))
+    )
 
 
 def _source_closed(source: Any) -> bool:

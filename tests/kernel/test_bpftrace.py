@@ -156,9 +156,9 @@ def test_timed_run_counts_exactly_and_keeps_final_maps() -> None:
 
 def test_duration_cell_prints_and_binds_the_final_maps(shell, capsys) -> None:
     program = """BEGIN { printf("hello from bpftrace\\n"); }
-interval:ms:100 { @ticks = count(); }
+interval:ms:20 { @ticks = count(); }
 """
-    prog = shell.run_cell_magic("bpftrace", "timed --duration 1", program)
+    prog = shell.run_cell_magic("bpftrace", "timed --duration 1.5", program)
     assert shell.user_ns["timed"] is prog and prog.closed
     assert "hello from bpftrace" in capsys.readouterr().out
     assert prog.maps["@ticks"].to_frame()["value"].iloc[0] > 0  # timers: no exact count
@@ -232,7 +232,7 @@ def test_live_views_on_bpftrace_maps(shell) -> None:
     assert hist.refresh()["count"].sum() == 40
     assert table.refresh()["value"].tolist() == [40]
     shell.run_line_magic("bpf_close", "viewed")
-    assert "source closed" in hist._status.value and "source closed" in table._status.value
+    assert "source closed" in hist.status and "source closed" in table.status
 
 
 def test_jupyter_interrupt_stops_bpftrace() -> None:
@@ -254,6 +254,7 @@ def test_jupyter_interrupt_stops_bpftrace() -> None:
             ):
                 break
         assert message["msg_type"] == "display_data"
+        time.sleep(0.5)  # some 10 ms ticks, so that the final maps hold a count
         [pid] = _bpftrace_children(kernel_pid)
         programs = _program_ids(pid)
         assert programs

@@ -149,7 +149,7 @@ print(json.dumps({"refreshes": view.refresh_count - before, "seen": seen}))
     kernel_session.run("%bpf_close probe", "close")
     stopped = kernel_session.run(
         "await asyncio.sleep(0.3); n = view.refresh_count; await asyncio.sleep(0.3)\n"
-        "print(view.running, view.refresh_count == n, view._status.value.split(' · ')[0])",
+        "print(view.running, view.refresh_count == n, view.status.split(' · ')[0])",
         "after",
     )
     assert stopped.stdout.strip() == "False True stopped (source closed)"
@@ -169,7 +169,7 @@ def test_rerunning_a_cell_closes_the_views_it_made(kernel_session: Kernel) -> No
     # Re-running the %%bpf cell closes the old object, which stops the view on it.
     kernel_session.run(PROBE, "probe")
     state = kernel_session.run(
-        "await asyncio.sleep(0.3); print(made[1].running, made[1]._status.value.split(' · ')[0])",
+        "await asyncio.sleep(0.3); print(made[1].running, made[1].status.split(' · ')[0])",
         "inspect-again",
     )
     assert state.stdout.strip() == "False stopped (source closed)"

@@ -146,7 +146,7 @@ def test_event_log_shows_the_newest_events_of_a_perf_stream(probe, zero_fd):
         view.refresh()
         assert list(view.data["size"]) == sizes[::-1][:5]
         assert list(view.data["seq"]) == list(range(7, 2, -1))
-        assert "received 8 · lost 0 · dropped 0" in view._status.value
+        assert "received 8 · lost 0 · dropped 0" in view.status
     finally:
         view.close()
     assert view.source.closed  # show() opened the stream, so the view closed it
@@ -168,7 +168,7 @@ def test_views_refresh_on_the_loop_and_stop_when_the_object_closes(probe, zero_f
         assert list(table.data["key"]) == [300]
         probe.close()
         assert not hist.running and not table.running
-        assert "source closed" in hist._status.value
+        assert "source closed" in hist.status
         seen = hist.refresh_count
         await asyncio.sleep(0.2)
         assert hist.refresh_count == seen

@@ -44,7 +44,7 @@ def test_newest_first_and_bounded():
     view.refresh()
     assert list(view.data["pid"]) == [5, 4, 3]
     assert stream.polls == 2  # each refresh polls first
-    assert "received 5 · lost 2 · dropped 1" in view._status.value
+    assert "received 5 · lost 2 · dropped 1" in view.status
     view.close()
 
 

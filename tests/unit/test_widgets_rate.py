@@ -128,7 +128,7 @@ def test_stream_rate_per_field_value(clock):
     stream.pending = list(itertools.chain(["sh"] * 3, ["cat"] * 1))
     view.refresh()
     assert view.data.iloc[-1].to_dict() == {"sh": 3.0, "cat": 1.0}
-    assert "lost 0 · dropped 0" in view._status.value
+    assert "lost 0 · dropped 0" in view.status
     view.close()
 
 

@@ -90,7 +90,7 @@ def test_views_stop_with_the_object_and_close_their_stream(obj):
     log = show(obj, "events")
     stream = obj.opened
     obj.close()
-    assert "source closed" in table._status.value
+    assert "source closed" in table.status
     log.close()
     assert stream.closed
 

@@ -56,7 +56,7 @@ def test_refresh_without_a_loop_updates_data_and_status():
     assert data is view.data
     assert list(view.data["key"]) == [2, 1]
     assert view.refresh_count == 2
-    assert "2 rows" in view._status.value
+    assert "2 rows" in view.status
     view.close()
 
 
@@ -125,7 +125,7 @@ def test_error_stops_the_task_and_shows_in_the_status():
         view = LiveTable(source, interval=0.02)
         source.fail = True
         await wait_for(lambda: not view.running)
-        assert "error: OSError" in view._status.value
+        assert "error: OSError" in view.status
         assert not view._toggle.value
         view.close()
 
@@ -139,7 +139,7 @@ def test_stops_when_the_owner_closes():
         await wait_for(lambda: view.refresh_count >= 2)
         obj.close()
         assert not view.running
-        assert "source closed" in view._status.value
+        assert "source closed" in view.status
         count = view.refresh_count
         await asyncio.sleep(0.1)
         assert view.refresh_count == count
@@ -154,7 +154,7 @@ def test_stops_when_the_source_closes():
         view = LiveTable(source, interval=0.02)
         source.closed = True
         await wait_for(lambda: not view.running)
-        assert "source closed" in view._status.value
+        assert "source closed" in view.status
         view.close()
 
     asyncio.run(scenario())
@@ -215,7 +215,7 @@ def test_a_vanished_fd_reads_as_a_closed_source():
         view = LiveTable(source, interval=0.02)
         source.fail = True
         await wait_for(lambda: not view.running)
-        assert view._status.value.startswith("stopped (source closed)")
+        assert view.status.startswith("stopped (source closed)")
         view.close()
 
     asyncio.run(scenario())
