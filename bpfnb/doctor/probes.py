@@ -13,6 +13,7 @@ import struct
 from collections.abc import Callable
 
 from bpfnb.doctor.report import MISSING, OK, UNAVAILABLE, Check
+from bpfnb.link.fentry import attach_fentry
 from bpfnb.link.probes import pmu_type
 from bpfnb.sys import bpf, features, perf, tracefs
 from bpfnb.sys.constants import AttachType, MapType, ProgType
@@ -193,7 +194,9 @@ def _attach_fentry() -> str:
     except OSError as err:
         raise _Unavailable(_tracing_refused(err)) from err
     with prog:
-        bpf.raw_tracepoint_open("", prog.fileno()).close()
+        # Through bpfnb.link: the kernel takes no tracepoint name for a tracing program (a
+        # pointer to "" fails with EINVAL), only NULL.
+        attach_fentry(prog.fileno(), FENTRY_TARGET).close()
     return f"attached to {FENTRY_TARGET}"
 
 
