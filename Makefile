@@ -1,12 +1,14 @@
 # make lab: set everything up and serve JupyterLab on notebooks/.
 # make test: set everything up and run lint, type checks, unit, kernel and notebook tests.
-# Both are idempotent: a second run installs nothing.
+# make test-kernels: run the tests marked `kernels` here and on other kernels under QEMU
+#   (KERNELS: Debian kernel packages, default linux-image-amd64; see tests/vm/lane.py).
+# All are idempotent: a second run installs nothing.
 
 VENV   := .venv
 PY     := $(VENV)/bin/python
 PYTHON ?= python3
 
-.PHONY: setup lab test lint doctor system-deps
+.PHONY: setup lab test test-kernels lint doctor system-deps
 
 system-deps:
 	@bash scripts/install-system-deps
@@ -37,6 +39,12 @@ lint: $(VENV)/.installed-test
 
 test: setup lint
 	$(PY) -m pytest tests notebooks --nbval --nbval-sanitize-with notebooks/sanitize.cfg
+
+# A failed install is reported, not fatal: the lane then names what is missing, and fails only
+# under BPFNB_REQUIRE_KERNEL=1.
+test-kernels: setup
+	-@bash scripts/install-kernel-test-deps $(VENV)
+	$(PY) -m tests.vm.lane $(KERNELS)
 
 lab: setup $(VENV)/.installed-lab
 	$(PY) -m jupyter lab --allow-root --no-browser --ip=127.0.0.1 --notebook-dir=notebooks

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import subprocess
@@ -11,6 +12,12 @@ import pytest
 
 REQUIRE_KERNEL = os.environ.get("BPFNB_REQUIRE_KERNEL") == "1"
 FIXTURES = Path(__file__).parent / "fixtures"
+# A directory that clang_build shares between test runs: `make test-kernels` builds the objects
+# on the host into a fresh one, and the run inside the emulated kernel only reads them
+# (PREBUILT_ONLY), since clang under emulation is slow. Objects are named after their command
+# line, not their sources: the directory is meant for one lane run.
+OBJECTS_DIR = os.environ.get("BPFNB_TEST_OBJECTS", "")
+PREBUILT_ONLY = os.environ.get("BPFNB_TEST_OBJECTS_PREBUILT") == "1"
 
 
 def need(condition: bool, reason: str) -> None:
@@ -24,20 +31,27 @@ def need(condition: bool, reason: str) -> None:
 
 @pytest.fixture(scope="session")
 def clang_build(tmp_path_factory: pytest.TempPathFactory):
-    """Build ``tests/fixtures/NAME.c`` with ``clang -target bpf`` and return the object's path."""
-    need(shutil.which("clang") is not None, "clang is not installed")
-    out_dir = tmp_path_factory.mktemp("bpf-objects")
-    built: dict[str, Path] = {}
+    """Build ``tests/fixtures/NAME.c`` with ``clang -target bpf`` and return the object's path.
+
+    With ``BPFNB_TEST_OBJECTS`` set, objects are named after their source and flags and kept in
+    that directory; with ``BPFNB_TEST_OBJECTS_PREBUILT=1`` too, they must already be there.
+    """
+    out_dir = Path(OBJECTS_DIR) if OBJECTS_DIR else tmp_path_factory.mktemp("bpf-objects")
 
     def build(name: str, *cflags: str) -> Path:
-        key = name + " ".join(cflags)
-        if key not in built:
-            source = FIXTURES / f"{name}.c"
-            obj = out_dir / f"{name}{len(built)}.o"
-            cmd = ["clang", "-O2", "-g", "-target", "bpf", "-c", str(source), "-o", str(obj)]
-            cmd += ["-I", str(FIXTURES), *cflags]
-            subprocess.run(cmd, check=True, capture_output=True, text=True)
-            built[key] = obj
-        return built[key]
+        source = FIXTURES / f"{name}.c"
+        cmd = ["clang", "-O2", "-g", "-target", "bpf", "-c", str(source)]
+        cmd += ["-I", str(FIXTURES), *cflags]
+        digest = hashlib.sha256("\0".join(cmd).encode()).hexdigest()[:12]
+        obj = out_dir / f"{name}-{digest}.o"
+        if obj.exists():
+            return obj
+        if PREBUILT_ONLY:
+            pytest.fail(f"{obj.name} was not built before this run ({' '.join(cmd)})")
+        need(shutil.which("clang") is not None, "clang is not installed")
+        tmp = obj.with_suffix(f".{os.getpid()}.tmp")
+        subprocess.run([*cmd, "-o", str(tmp)], check=True, capture_output=True, text=True)
+        tmp.replace(obj)
+        return obj
 
     return build

@@ -164,6 +164,8 @@ def _attach_fentry() -> str:
     except OSError as err:
         raise _Unavailable(_tracing_refused(err)) from err
     with prog:
+        # The kernel takes no tracepoint name for a tracing program (a pointer to "" fails
+        # with EINVAL), only NULL, which bpfnb.link passes.
         link.attach_fentry(prog.fileno(), FENTRY_TARGET).close()
     return f"attached to {FENTRY_TARGET}"
 

@@ -220,7 +220,28 @@ class _Loader:
                 if err.errno in (errno.EPERM, errno.EACCES):
                     raise
                 # Retried without BTF: an old kernel may not take these types for this map.
-        return self._own(bpf.map_create(**args))
+        try:
+            return self._own(bpf.map_create(**args))
+        except OSError as err:
+            missing = self._missing_map_type(m.type) if err.errno == errno.EINVAL else ""
+            if missing:
+                raise KernelFeatureError(f"map {m.name!r}", missing) from err
+            raise
+
+    def _missing_map_type(self, map_type: int) -> str:
+        # EINVAL has many causes; the kernel's BTF lists the map types it was built with (enum
+        # bpf_map_type), so a type newer than the kernel can be named as the reason.
+        try:
+            known = self._vmlinux("map types").find("bpf_map_type", "ENUM")
+        except KernelFeatureError:
+            return ""
+        if known is None or any(member.value == map_type for member in known.members):
+            return ""
+        try:
+            name = f"BPF_MAP_TYPE_{MapType(map_type).name}"
+        except ValueError:
+            name = f"map type {map_type}"
+        return f"this kernel has no {name} (its BTF's enum bpf_map_type lacks it)"
 
     def _btf_ids(self, m: MapSpec) -> dict[str, int] | None:
         spec = self.spec

@@ -244,6 +244,19 @@ def test_fentry_needs_trampolines(clang_build):
             assert obj.programs["on_openat2"].type_name == "tracing"
 
 
+@pytest.mark.kernels
+def test_a_map_type_newer_than_the_kernel_is_named(clang_build):
+    path = clang_build("elf_cgrp_storage")
+    major, minor = (int(x) for x in os.uname().release.split(".")[:2])
+    if (major, minor) >= (6, 2):  # BPF_MAP_TYPE_CGRP_STORAGE came with Linux 6.2
+        with load(path) as obj:
+            assert obj.maps["per_cgroup"].fd > 0
+        return
+    with pytest.raises(KernelFeatureError) as err:
+        load(path)
+    assert str(err.value).startswith("map 'per_cgroup': this kernel has no BPF_MAP_TYPE_CGRP")
+
+
 def test_load_elf_attaches_by_section_and_rolls_back_on_failure(clang_build, monkeypatch):
     import bpfnb.object
 

@@ -1,0 +1,1 @@
+"""Running the kernel tests on other kernels, under QEMU (``make test-kernels``)."""
