@@ -11,12 +11,11 @@ import contextlib
 import html
 import os
 import socket
-import weakref
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from bpfnb.closing import Closing
+from bpfnb.closing import CloseCallbacks, Closing
 from bpfnb.errors import (
     AttachError,
     BpfError,
@@ -152,7 +151,7 @@ class BpfObject(Closing):
         self._counted = frozenset(counted)
         # Run last-in first-out at close, after links and maps: what owns programs and maps.
         self._closers: list[Callable[[], None]] = list(closers or [])
-        self._on_close: list[Callable[[], None]] = []
+        self._on_close = CloseCallbacks()
         self._closed = False
         for map_ in self.maps.values():
             map_.owner = self
@@ -184,21 +183,11 @@ class BpfObject(Closing):
 
     def on_close(self, callback: Callable[[], None]) -> None:
         """Call ``callback`` (once) when the object closes; views and streams stop this way."""
-        if self._closed:
-            callback()
-        else:
-            self._on_close.append(callback)
+        self._on_close.add(callback)
 
     def on_close_weak(self, obj: Any, method: str) -> None:
         """Like :meth:`on_close`, but without keeping ``obj`` alive."""
-        ref = weakref.ref(obj)
-
-        def call() -> None:
-            target = ref()
-            if target is not None:
-                getattr(target, method)()
-
-        self.on_close(call)
+        self._on_close.add_weak(obj, method)
 
     def detach(self) -> None:
         """Detach every program but keep programs and maps loaded (maps stay readable)."""
@@ -216,9 +205,7 @@ class BpfObject(Closing):
                 self._unpin()
             return
         self._closed = True
-        errors: list[BaseException] = []
-        for callback in self._on_close:
-            _collect(callback, errors)
+        errors = self._on_close.run()
         for _, link in reversed(self.links):
             _collect(link.close, errors)
         # Mark every Map closed before its owner frees the fd, so that nothing (a live view, a
@@ -228,7 +215,6 @@ class BpfObject(Closing):
             _collect(map_.close, errors)
         for closer in reversed(self._closers):
             _collect(closer, errors)
-        self._on_close.clear()
         self._closers.clear()
         if unpin:
             self._unpin()

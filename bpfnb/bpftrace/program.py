@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 from bpfnb.bpftrace.process import BpftraceProcess
 from bpfnb.bpftrace.results import histogram_frame, histogram_kind, value_frame
 from bpfnb.bpftrace.script import MARKER, MapInfo
-from bpfnb.closing import Closing
+from bpfnb.closing import CloseCallbacks, Closing
 from bpfnb.errors import MapError
 from bpfnb.lazy import lazy_import
 
@@ -150,7 +150,7 @@ class BpftraceProgram(Closing):
         self.name = name
         self.source = text
         self.refresh_mode = refresh
-        self._on_close: list[Callable[[], None]] = []
+        self._on_close = CloseCallbacks()
         self._maps: dict[str, BpftraceMap] = {}
         self._echoed = 0
         self._closed = False
@@ -239,21 +239,11 @@ class BpftraceProgram(Closing):
 
     def on_close(self, callback: Callable[[], None]) -> None:
         """Call ``callback`` (once) when the program stops; views stop this way."""
-        if self._closed:
-            callback()
-        else:
-            self._on_close.append(callback)
+        self._on_close.add(callback)
 
     def on_close_weak(self, obj: Any, method: str) -> None:
         """Like :meth:`on_close`, but without keeping ``obj`` alive."""
-        ref = weakref.ref(obj)
-
-        def call() -> None:
-            target = ref()
-            if target is not None:
-                getattr(target, method)()
-
-        self.on_close(call)
+        self._on_close.add_weak(obj, method)
 
     def close(self) -> None:
         """Stop bpftrace (it detaches and prints its maps one last time). Idempotent."""
@@ -263,9 +253,9 @@ class BpftraceProgram(Closing):
         try:
             self.process.stop()
         finally:
-            callbacks, self._on_close = self._on_close, []
-            for callback in callbacks:
-                callback()
+            errors = self._on_close.run()
+        if errors:
+            raise errors[0]
 
     # -- display ---------------------------------------------------------------------------------
 
