@@ -77,7 +77,10 @@ def map_pin_path(
     Paths are under ``pin_root`` (validated; default ``/sys/fs/bpf``, which gives gobpf's and
     libbpf's own paths).
     """
-    root = validate_pin_path(pin_root) if pin_root else BPFFS
+    if spec.pinning == PIN_NONE:  # also LIBBPF_PIN_NONE: nothing to check for such a map
+        return None
+    # The default root is mounted when the first pin is made; another must be a bpffs already.
+    root = validate_pin_path(pin_root) if pin_root and pin_root != BPFFS else BPFFS
     if spec.layout == "btf":
         if spec.pinning == LIBBPF_PIN_NONE:
             return None
