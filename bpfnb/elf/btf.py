@@ -120,6 +120,7 @@ class BtfType:
     # INT: encoding (INT_SIGNED | INT_CHAR | INT_BOOL), bit offset and width.
     encoding: int = 0
     bits: int = 0
+    int_offset: int = 0
     # ARRAY: index type and element count.
     index_type_id: int = 0
     nelems: int = 0
@@ -293,7 +294,9 @@ class Btf:
         extra = pos + 12
         if kind == 1:  # INT
             word = struct.unpack_from(e + "I", data, extra)[0]
-            return replace(t, encoding=(word >> 24) & 0xF, bits=word & 0xFF)
+            return replace(
+                t, encoding=(word >> 24) & 0xF, int_offset=(word >> 16) & 0xFF, bits=word & 0xFF
+            )
         if kind == 3:  # ARRAY
             elem, index, nelems = struct.unpack_from(e + "III", data, extra)
             return replace(t, type_id=elem, index_type_id=index, nelems=nelems)
