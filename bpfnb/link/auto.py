@@ -15,9 +15,6 @@ for an explicit attach call, as its target is not in its name.
 
 from __future__ import annotations
 
-import functools
-import platform
-
 from bpfnb.errors import AttachError
 from bpfnb.link.fdlink import FdLink
 from bpfnb.link.fentry import attach_fentry
@@ -25,6 +22,7 @@ from bpfnb.link.kprobe import attach_kprobe
 from bpfnb.link.raw_tracepoint import attach_raw_tracepoint
 from bpfnb.link.tracepoint import attach_tracepoint
 from bpfnb.link.uprobe import attach_uprobe
+from bpfnb.sys import features, kallsyms
 
 __all__ = ["AUTO_KINDS", "TRACING_KINDS", "attach_by_kind", "syscall_function"]
 
@@ -40,16 +38,6 @@ AUTO_KINDS = (
     "uretprobe",
     *TRACING_KINDS,
 )
-_SYSCALL_PREFIX = {"x86_64": "__x64_sys_", "aarch64": "__arm64_sys_", "s390x": "__s390x_sys_"}
-
-
-@functools.cache
-def _kernel_function_names() -> frozenset[str]:
-    try:
-        with open("/proc/kallsyms") as f:
-            return frozenset(line.split()[2] for line in f if line.count(" ") >= 2)
-    except OSError:
-        return frozenset()
 
 
 def syscall_function(name: str) -> str:
@@ -59,9 +47,12 @@ def syscall_function(name: str) -> str:
     older ones, and architectures without wrappers, through ``sys_<name>``.
     """
     name = name.removeprefix("sys_")
-    prefixed = _SYSCALL_PREFIX.get(platform.machine(), "sys_") + name
-    known = _kernel_function_names()
-    if known and prefixed not in known and f"sys_{name}" in known:
+    prefixed = (features.syscall_wrapper_prefix() or "sys_") + name
+    try:
+        known = kallsyms.lookup([prefixed, f"sys_{name}"])
+    except OSError:
+        return prefixed
+    if prefixed not in known and f"sys_{name}" in known:
         return f"sys_{name}"
     return prefixed
 
