@@ -23,10 +23,12 @@ from bpfnb.events.drops import DropCounter
 from bpfnb.events.perfbuf import DEFAULT_PAGES
 from bpfnb.frames import as_layout
 from bpfnb.link import (
+    IterLink,
     Link,
     attach_by_kind,
     attach_cgroup,
     attach_fentry,
+    attach_iter,
     attach_kprobe,
     attach_perf_event,
     attach_raw_tracepoint,
@@ -319,6 +321,14 @@ class BpfObject(Closing):
         p = self._program(prog, ProgType.TRACING)
         kind = p.attach_kind or "fentry"
         return self._record(p, lambda: attach_fentry(p.fd, p.attach_target, kind))
+
+    def attach_iter(self, prog: str | Program) -> IterLink:
+        """Attach an iterator program (``SEC("iter/task")``); ``link.read()`` runs it once and
+        returns what it wrote."""
+        p = self._program(prog, ProgType.TRACING)
+        link = attach_iter(p.fd, p.attach_target)
+        self.add_link(p, link)
+        return link
 
     def attach_perf_event(
         self,

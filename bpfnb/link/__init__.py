@@ -14,6 +14,7 @@ from bpfnb.link.auto import AUTO_KINDS, attach_by_kind
 from bpfnb.link.cgroup import attach_cgroup
 from bpfnb.link.fdlink import FdLink, Link
 from bpfnb.link.fentry import attach_fentry
+from bpfnb.link.iter import IterLink, attach_iter
 from bpfnb.link.kprobe import attach_kprobe
 from bpfnb.link.perf_event import attach_perf_event
 from bpfnb.link.probes import sweep_stale_probes
@@ -26,11 +27,13 @@ from bpfnb.link.xdp import attach_xdp
 __all__ = [
     "AUTO_KINDS",
     "FdLink",
+    "IterLink",
     "Link",
     "SocketFilterLink",
     "attach_by_kind",
     "attach_cgroup",
     "attach_fentry",
+    "attach_iter",
     "attach_kprobe",
     "attach_perf_event",
     "attach_raw_tracepoint",

@@ -8,6 +8,7 @@ An ELF section such as ``tracepoint/syscalls/sys_enter_openat`` and a bcc functi
 - ``kprobe``/``kretprobe`` (``func[+offset]``), ``ksyscall``/``kretsyscall`` (a syscall name)
 - ``uprobe``/``uretprobe`` (``path:symbol[+off]`` or ``path:0xoffset``)
 - ``fentry``, ``fexit``, ``fmod_ret``, ``tp_btf``, ``lsm`` (the target was named at load)
+- ``iter`` (an iterator, named at load: read it with ``link.read()``)
 
 Every other kind (socket filters, XDP, cgroup programs, perf events, a bare ``uprobe``) waits
 for an explicit attach call, as its target is not in its name.
@@ -18,6 +19,7 @@ from __future__ import annotations
 from bpfnb.errors import AttachError
 from bpfnb.link.fdlink import FdLink
 from bpfnb.link.fentry import attach_fentry
+from bpfnb.link.iter import attach_iter
 from bpfnb.link.kprobe import attach_kprobe
 from bpfnb.link.raw_tracepoint import attach_raw_tracepoint
 from bpfnb.link.tracepoint import attach_tracepoint
@@ -36,6 +38,7 @@ AUTO_KINDS = (
     "kretsyscall",
     "uprobe",
     "uretprobe",
+    "iter",
     *TRACING_KINDS,
 )
 
@@ -76,6 +79,8 @@ def attach_by_kind(prog_fd: int, kind: str, target: str) -> FdLink | None:
     (or names no target)."""
     if kind not in AUTO_KINDS or (not target and kind not in TRACING_KINDS):
         return None
+    if kind == "iter":
+        return attach_iter(prog_fd, target)
     if kind == "tracepoint":
         return attach_tracepoint(prog_fd, target)
     if kind == "raw_tracepoint":
