@@ -18,7 +18,7 @@ from typing import Any
 from bpfnb.elf import btf as btf_module
 from bpfnb.elf import pinning
 from bpfnb.elf.core import apply_core_relocations
-from bpfnb.elf.kconfig import KCONFIG, kconfig_data, version_code
+from bpfnb.elf.kconfig import KCONFIG, kconfig_data, running_version
 from bpfnb.elf.reader import read
 from bpfnb.elf.relocate import apply_fds
 from bpfnb.elf.spec import KERNEL_VERSION_CURRENT, MapSpec, ObjectSpec, ProgramSpec, encode_value
@@ -103,7 +103,7 @@ def pin_path(
 
 
 def running_kernel_version() -> int:
-    return version_code(os.uname().release)
+    return running_version()
 
 
 class _Loader:
