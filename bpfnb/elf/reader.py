@@ -11,6 +11,7 @@ import io
 import os
 import struct
 import sys
+import warnings
 from bisect import bisect_right
 from dataclasses import dataclass
 from typing import Any
@@ -22,6 +23,7 @@ from bpfnb.elf.relocate import Function, Link, Symbol, link
 from bpfnb.elf.sections import UNKNOWN_SECTION, lookup
 from bpfnb.elf.spec import (
     MAX_DATA_SIZE,
+    Extern,
     MapSpec,
     ObjectSpec,
     ProgramSpec,
@@ -33,12 +35,15 @@ from bpfnb.sys.constants import MapType
 
 __all__ = ["read"]
 
-EM_BPF = 247
+EM_BPF, EM_NONE = 247, 0
 SHF_EXECINSTR = 0x4
 SHF_COMPRESSED = 0x800
 STT_OBJECT, STT_FUNC, STT_SECTION = 1, 2, 3
 STB_LOCAL, STB_WEAK = 0, 2
+STV_INTERNAL, STV_HIDDEN = 1, 2
 BTF_VAR_GLOBAL_ALLOCATED = 1
+BTF_EXTERN = 2  # the linkage of an extern VAR or FUNC
+KSYMS = ".ksyms"
 STATIC_MAPS = (
     "static maps are not supported, as libbpf does not support them: declare the map without "
     "'static'"
@@ -114,14 +119,18 @@ class _Reader:
         self.map_at: dict[tuple[int, int], str] = {}  # (section, offset) → map name
         self.variables: dict[str, Variable] = {}
         self.kconfig: dict[str, tuple[int, int, int]] = {}  # extern → (offset, size, type id)
+        self.externs: dict[str, Extern] = {}  # __ksym externs
+        self.machine_warning = ""  # set when an old object's e_machine is 0
 
     # -- ELF structure ---------------------------------------------------------------------------
 
     def read(self) -> ObjectSpec:
         self._elf_header()
         self._section_headers()
+        self._check_machine()
         self._symbols()
         self._btf()
+        self._externs()
         license_ = self._license()
         version = self._version()
         self._relocations()
@@ -160,7 +169,49 @@ class _Reader:
                 for sym in self.symbols
                 if sym.section == SHN_UNDEF and sym.name in self.kconfig
             },
+            externs=self.externs,
+            hidden_functions=self._hidden_functions(),
         )
+
+    def _hidden_functions(self) -> list[str]:
+        # libbpf marks a global subprogram static in BTF when its visibility is hidden or
+        # internal (__hidden, as in usdt.bpf.h): the verifier then checks it in each caller's
+        # context instead of on its own, where it knows nothing of its arguments.
+        text = {s.index for s in self.sections if s.name == ".text"}
+        return [
+            sym.name
+            for sym in self.symbols
+            if sym.section in text
+            and sym.type == STT_FUNC
+            and sym.bind != STB_LOCAL
+            and sym.visibility in (STV_INTERNAL, STV_HIDDEN)
+        ]
+
+    def _externs(self) -> None:
+        # __ksym externs: kfuncs and kernel variables, described in the .ksyms DATASEC.
+        btf = self.btf
+        undefined = {
+            sym.name: sym
+            for sym in self.symbols
+            if sym.section == SHN_UNDEF and sym.name and sym.bind != STB_LOCAL
+        }
+        if btf is None or not undefined:
+            return
+        datasec = btf.find(KSYMS, "DATASEC")
+        for entry in datasec.members if datasec is not None else ():
+            t = btf.type(entry.type_id)
+            sym = undefined.get(t.name)
+            if t.kind not in ("VAR", "FUNC") or sym is None:
+                continue
+            if t.linkage != BTF_EXTERN:
+                raise ElfError(
+                    f"__ksym {t.name!r} is defined here: a __ksym must be an extern",
+                    ".BTF",
+                    btf.offset_of(t.id),
+                )
+            type_id = btf.skip_modifiers(t.type_id).id
+            weak = sym.bind == STB_WEAK
+            self.externs[t.name] = Extern(t.name, t.kind == "FUNC", weak, t.id, type_id)
 
     def _section_sizes(self) -> dict[str, int]:
         sizes = {s.name: s.size for s in self.sections if not s.executable}
@@ -206,7 +257,8 @@ class _Reader:
             )
         self.endian = "<" if sys.byteorder == "little" else ">"
         e_type, e_machine = struct.unpack_from(self.endian + "HH", data, 16)
-        if e_machine != EM_BPF:
+        self.machine = e_machine
+        if e_machine not in (EM_BPF, EM_NONE):
             raise ElfError(
                 f"not a BPF object (e_machine {e_machine}, expected EM_BPF=247)", "ELF header", 18
             )
@@ -233,6 +285,24 @@ class _Reader:
             self.elf = ELFFile(io.BytesIO(data))
         except Exception as err:  # pyelftools raises many kinds; all mean "malformed"
             raise ElfError(f"unreadable ELF header: {err}", "ELF header", 0) from None
+
+    def _check_machine(self) -> None:
+        # Objects from LLVM before 3.9 (gobpf's prebuilt test objects) say e_machine 0
+        # (EM_NONE). They are read as BPF when a code section has a BPF program's name.
+        if self.machine == EM_BPF:
+            return
+        named = [s.name for s in self.sections if s.executable and lookup(s.name.removeprefix("?"))]
+        if not named:
+            raise ElfError(
+                "not a BPF object (e_machine 0, and no code section has a BPF program's name)",
+                "ELF header",
+                18,
+            )
+        warnings.warn(
+            f"{self.path}: e_machine is 0, not EM_BPF (247), as old LLVM wrote BPF objects; read "
+            f"as BPF because of its program sections ({', '.join(named[:3])})",
+            stacklevel=4,
+        )
 
     def _section_headers(self) -> None:
         for index in range(self.shnum):
@@ -298,7 +368,7 @@ class _Reader:
             raise ElfError("symbol names are not in a string table", symtab.name, 0)
         self.roles[strtab.index] = "strings"
         fmt = self.endian + "IBBHQQ"
-        for i, (name_off, info, _other, shndx, value, size) in enumerate(
+        for i, (name_off, info, other, shndx, value, size) in enumerate(
             struct.iter_unpack(fmt, symtab.contents())
         ):
             name = self._string(strtab, name_off, symtab.name) if name_off else ""
@@ -308,7 +378,9 @@ class _Reader:
                 )
             if not name and info & 0xF == STT_SECTION and shndx < len(self.sections):
                 name = self.sections[shndx].name
-            self.symbols.append(Symbol(i, name, info & 0xF, info >> 4, shndx, value, size))
+            self.symbols.append(
+                Symbol(i, name, info & 0xF, info >> 4, shndx, value, size, other & 3)
+            )
 
     def _symbols_in(self, section: int, *types: int) -> list[Symbol]:
         if self.by_section is None:
@@ -765,7 +837,9 @@ class _Reader:
             section = self.sections[index]
             if section.name == ".text":
                 continue
-            kind = lookup(section.name)
+            # libbpf: "?" before a section name turns the program's autoload off.
+            name = section.name.removeprefix("?")
+            kind = lookup(name)
             if kind is None:
                 raise ElfError(UNKNOWN_SECTION, section.name, 0)
             for fn in fns:
@@ -776,7 +850,7 @@ class _Reader:
                     )
                 programs[fn.name] = ProgramSpec(
                     name=fn.name,
-                    section=section.name,
+                    section=name,
                     type=kind.prog_type,
                     expected_attach_type=kind.expected_attach_type,
                     attach_kind=kind.attach_kind,
@@ -790,6 +864,10 @@ class _Reader:
                     functions=code.functions,
                     btf=self.btf,
                     core_relocations=code.core_relocations,
+                    externs=code.externs,
+                    prog_flags=kind.prog_flags,
+                    attach_btf=kind.attach_btf,
+                    autoload=name == section.name,
                 )
         return programs
 

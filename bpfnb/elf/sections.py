@@ -14,7 +14,14 @@ from dataclasses import dataclass
 from bpfnb.errors import ElfError
 from bpfnb.sys.constants import AttachType, ProgFlags, ProgType
 
-__all__ = ["UNKNOWN_SECTION", "SectionKind", "classify", "known_prefixes", "lookup"]
+__all__ = [
+    "UNKNOWN_SECTION",
+    "SectionKind",
+    "btf_target",
+    "classify",
+    "known_prefixes",
+    "lookup",
+]
 
 
 @dataclass(frozen=True)
@@ -39,18 +46,21 @@ class SectionKind:
         return bool(self.prog_flags & ProgFlags.SLEEPABLE)
 
     def btf_target(self) -> tuple[str, str]:
-        """The kernel BTF type that a load names: (name, kind), as libbpf looks it up:
-        ``btf_trace_<tp>`` (a TYPEDEF) for tp_btf, ``bpf_lsm_<hook>`` for lsm, ``bpf_iter_<name>``
-        for iter, the function itself for fentry/fexit/fmod_ret."""
-        target = self.attach_target
-        attach = self.expected_attach_type
-        if attach == AttachType.TRACE_RAW_TP:
-            return f"btf_trace_{target}", "TYPEDEF"
-        if attach in (AttachType.LSM_MAC, AttachType.LSM_CGROUP):
-            return f"bpf_lsm_{target}", "FUNC"
-        if attach == AttachType.TRACE_ITER:
-            return f"bpf_iter_{target}", "FUNC"
-        return target, "FUNC"
+        """The kernel BTF (name, kind) that a load names (see :func:`btf_target`)."""
+        return btf_target(self.expected_attach_type, self.attach_target)
+
+
+def btf_target(expected_attach_type: int, target: str) -> tuple[str, str]:
+    """The kernel BTF type a program's load names, as libbpf looks it up: ``btf_trace_<tp>``
+    (a TYPEDEF) for tp_btf, ``bpf_lsm_<hook>`` for lsm, ``bpf_iter_<name>`` for iter, and the
+    function itself for fentry/fexit/fmod_ret."""
+    if expected_attach_type == AttachType.TRACE_RAW_TP:
+        return f"btf_trace_{target}", "TYPEDEF"
+    if expected_attach_type in (AttachType.LSM_MAC, AttachType.LSM_CGROUP):
+        return f"bpf_lsm_{target}", "FUNC"
+    if expected_attach_type == AttachType.TRACE_ITER:
+        return f"bpf_iter_{target}", "FUNC"
+    return target, "FUNC"
 
 
 @dataclass(frozen=True)
