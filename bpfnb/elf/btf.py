@@ -354,34 +354,6 @@ class Btf:
                 members.append(Member("", m_type, m_off, size=m_size))
         return replace(t, members=tuple(members))
 
-    def for_kernel(self, section_sizes: dict[str, int], offsets: dict[str, int]) -> bytes:
-        """The raw BTF with DATASEC sizes and variable offsets filled in, as the kernel wants.
-
-        clang leaves both zero in an object file: they are only known from the ELF section
-        sizes and symbol values (``section_sizes`` by section name, ``offsets`` by variable).
-        """
-        out = bytearray(self.raw)
-        e = self.endian
-        for type_id, kind in enumerate(self._kinds):
-            if kind != 15:  # DATASEC
-                continue
-            t = self.type(type_id)
-            at = self._types_offset + self._offsets[type_id]
-            if t.name in section_sizes:
-                struct.pack_into(e + "I", out, at + 8, section_sizes[t.name])
-            entries = []
-            for entry in t.members:
-                var = self.type(entry.type_id) if 0 < entry.type_id < len(self) else None
-                offset = offsets.get(var.name, entry.offset) if var is not None else entry.offset
-                entries.append((offset, entry.type_id, entry.size))
-                if var is not None and var.kind == "VAR" and var.linkage == 2:
-                    # An extern the loader provides (__kconfig): the kernel takes only
-                    # allocated variables.
-                    struct.pack_into(e + "I", out, self.offset_of(var.id) + 12, 1)
-            for i, (offset, var_id, size) in enumerate(sorted(entries)):
-                struct.pack_into(e + "III", out, at + 12 + 12 * i, var_id, offset, size)
-        return bytes(out)
-
     # -- queries ---------------------------------------------------------------------------------
 
     def types(self) -> Iterator[BtfType]:

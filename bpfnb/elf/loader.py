@@ -16,7 +16,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from bpfnb.elf import btf as btf_module
-from bpfnb.elf import pinning
+from bpfnb.elf import btf_fixup, pinning
 from bpfnb.elf.core import apply_core_relocations
 from bpfnb.elf.kconfig import KCONFIG, kconfig_data, running_version
 from bpfnb.elf.reader import read
@@ -170,7 +170,9 @@ class _Loader:
         spec = self.spec
         if spec.btf is None:
             return
-        raw = spec.btf.for_kernel(spec.section_sizes, spec.symbol_offsets)
+        raw = btf_fixup.for_kernel(
+            spec.btf, spec.section_sizes, spec.symbol_offsets, spec.hidden_functions
+        )
         try:
             self.btf_fd = self._own(bpf.btf_load(raw))
         except OSError as err:
