@@ -12,7 +12,7 @@ import ctypes as ct
 import errno
 import os
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from bpfnb.elf import btf as btf_module
@@ -45,11 +45,17 @@ def load(
     pin_root: str | None = None,
     pin_paths: Mapping[str, str] | None = None,
     pin: bool = True,
+    programs: Iterable[str] | None = None,
 ) -> BpfObject:
     """Create the maps and load the programs of an object (a path, bytes or a spec).
 
+    ``programs`` names the programs to load; by default those whose ``autoload`` is on (all,
+    but for ``SEC("?...")`` ones and those turned off with
+    ``spec.programs[name].autoload = False``), as libbpf loads them. Every map is created.
     ``constants`` sets ``const volatile`` globals by name before load. The spec itself is not
-    changed. Maps whose definition asks for pinning (gobpf's PIN_GLOBAL_NS/PIN_CUSTOM_NS,
+    changed; set map sizes there first (``spec.maps[name].max_entries = n``).
+
+    Maps whose definition asks for pinning (gobpf's PIN_GLOBAL_NS/PIN_CUSTOM_NS,
     libbpf's LIBBPF_PIN_BY_NAME) are pinned as gobpf and libbpf pin them, under
     ``/sys/fs/bpf``, or under ``pin_root`` when given; ``pin=False`` pins nothing (see
     :mod:`bpfnb.elf.pinning`; ``pin_paths`` gives PIN_CUSTOM_NS maps their paths). An existing
@@ -57,7 +63,18 @@ def load(
     """
     spec = spec_or_path if isinstance(spec_or_path, ObjectSpec) else read(spec_or_path)
     root = (pin_root or BPFFS) if pin else None
-    return _Loader(spec, dict(constants or {}), root, pin_paths).load()
+    return _Loader(spec, dict(constants or {}), root, pin_paths, _selected(spec, programs)).load()
+
+
+def _selected(spec: ObjectSpec, programs: Iterable[str] | None) -> list[ProgramSpec]:
+    if programs is None:
+        return [p for p in spec.programs.values() if p.autoload]
+    names = [programs] if isinstance(programs, str) else list(programs)
+    unknown = [n for n in names if n not in spec.programs]
+    if unknown:
+        known = ", ".join(spec.programs) or "none"
+        raise KeyError(f"no program {unknown[0]!r} in {spec.path} (its programs: {known})")
+    return [p for name, p in spec.programs.items() if name in names]
 
 
 def load_elf(
@@ -68,12 +85,20 @@ def load_elf(
     pin_paths: Mapping[str, str] | None = None,
     name: str | None = None,
     pin: bool = True,
+    programs: Iterable[str] | None = None,
 ) -> BpfObject:
     """Load a clang-built BPF object; with ``attach``, attach each program by its section.
 
     ``name`` names the object (default: the file's name); the rest is as for :func:`load`.
     """
-    obj = load(path, constants=constants, pin_root=pin_root, pin_paths=pin_paths, pin=pin)
+    obj = load(
+        path,
+        constants=constants,
+        pin_root=pin_root,
+        pin_paths=pin_paths,
+        pin=pin,
+        programs=programs,
+    )
     if name is not None:
         obj.name = name
     if attach:
@@ -113,8 +138,10 @@ class _Loader:
         constants: dict[str, object],
         pin_root: str | None,
         pin_paths: Mapping[str, str] | None = None,
+        selected: list[ProgramSpec] | None = None,
     ):
         self.spec = spec
+        self.selected = list(spec.programs.values()) if selected is None else selected
         self.constants = constants
         self.pin_root = pin_root
         self.pin_paths = pin_paths
@@ -311,7 +338,7 @@ class _Loader:
     def _load_programs(self) -> dict[str, Program]:
         fds = {name: fd.fileno() for name, fd in self.map_fds.items()}
         programs: dict[str, Program] = {}
-        for prog in self.spec.programs.values():
+        for prog in self.selected:
             fd = self._load_program(prog, fds)
             programs[prog.name] = Program(
                 name=prog.name,
