@@ -11,6 +11,7 @@ section and the offset.
 from __future__ import annotations
 
 import functools
+import os
 import struct
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
@@ -18,7 +19,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from bpfnb.errors import ElfError
-from bpfnb.sys.kernel_btf import VMLINUX_BTF, file_identity, read_vmlinux_btf
+from bpfnb.sys.kernel_btf import VMLINUX_BTF, file_identity, module_btf_path, read_vmlinux_btf
 
 __all__ = [
     "KINDS",
@@ -31,6 +32,7 @@ __all__ = [
     "Member",
     "encode_func_info",
     "essential_name",
+    "module",
     "encode_line_info",
     "parse",
     "parse_ext",
@@ -501,6 +503,24 @@ def vmlinux() -> Btf:
 @functools.lru_cache(maxsize=1)
 def _vmlinux(identity: tuple[int, int, int, int]) -> Btf:
     return parse(read_vmlinux_btf(), "vmlinux BTF")
+
+
+def module(name: str) -> Btf:
+    """A loaded kernel module's BTF, split on the kernel's own, parsed once per process (again
+    only if either file changes); ``OSError`` when the module has none."""
+    path = module_btf_path(name)
+    return _module(path, file_identity(path), vmlinux())
+
+
+@functools.lru_cache(maxsize=64)
+def _module(path: str, identity: tuple[int, int, int, int], base: Btf) -> Btf:
+    with open(path, "rb") as f:
+        data = f.read()
+    section = f"{os.path.basename(path)} BTF"
+    try:
+        return Btf(data, section, base=base)
+    except (struct.error, IndexError, ValueError) as err:
+        raise ElfError(f"malformed BTF: {err}", section, 0) from None
 
 
 # -- .BTF.ext ------------------------------------------------------------------------------------

@@ -19,10 +19,12 @@ from bpfnb.elf import btf as btf_module
 from bpfnb.elf import btf_fixup, pinning
 from bpfnb.elf.core import apply_core_relocations
 from bpfnb.elf.kconfig import KCONFIG, kconfig_data, running_version
+from bpfnb.elf.ksyms import KernelBtfs, KernelSymbol, apply_externs, resolve_externs
 from bpfnb.elf.reader import read
+from bpfnb.elf.refusals import verifier_refused
 from bpfnb.elf.relocate import apply_fds
 from bpfnb.elf.spec import KERNEL_VERSION_CURRENT, MapSpec, ObjectSpec, ProgramSpec, encode_value
-from bpfnb.errors import KernelFeatureError, VerifierError
+from bpfnb.errors import ElfError, KernelFeatureError, VerifierError
 from bpfnb.events import DROP_COUNTER_MAP
 from bpfnb.maps import EventMap, Map, open_map
 from bpfnb.object import BpfObject, Program
@@ -30,7 +32,6 @@ from bpfnb.sys import bpf, features
 from bpfnb.sys.constants import MapType, ProgType
 from bpfnb.sys.cpus import possible_cpus
 from bpfnb.sys.fd import FD
-from bpfnb.sys.kernel_btf import VMLINUX_BTF
 from bpfnb.sys.mounts import BPFFS
 
 __all__ = ["load", "load_elf"]
@@ -153,17 +154,21 @@ class _Loader:
         self.object_name = os.path.splitext(os.path.basename(spec.path))[0] or "object"
 
     def load(self) -> BpfObject:
+        kernel = KernelBtfs()
         try:
             data = self._data_with_constants()
             self._load_btf()
             self._create_maps(data)
-            programs = self._load_programs()
+            resolved = self._resolve_externs(kernel)
+            programs = self._load_programs(resolved, kernel)
             maps = self._wrap_maps()
         except BaseException:
             for fd in reversed(self.fds):
                 with contextlib.suppress(OSError):
                     fd.close()
             raise
+        finally:
+            kernel.close()  # the programs hold what they use of modules' BTF
         # Closers run last-in first-out, after the links and maps: programs, then BTF.
         closers: list[Callable[[], None]] = []
         if self.btf_fd is not None:
@@ -335,11 +340,27 @@ class _Loader:
 
     # -- programs --------------------------------------------------------------------------------
 
-    def _load_programs(self) -> dict[str, Program]:
+    def _resolve_externs(self, kernel: KernelBtfs) -> dict[str, KernelSymbol]:
+        spec = self.spec
+        used = {ref.name for prog in self.selected for ref in prog.externs}
+        missing = sorted(used - set(spec.externs))
+        if missing:
+            raise ElfError(
+                f"extern {missing[0]!r} is not a __ksym or __kconfig extern the object's BTF "
+                "describes (compile with clang -g, and declare kernel symbols __ksym)",
+                ".BTF",
+            )
+        if not spec.externs or spec.btf is None:
+            return {}
+        return resolve_externs(spec.externs, spec.btf, kernel)
+
+    def _load_programs(
+        self, resolved: dict[str, KernelSymbol], kernel: KernelBtfs
+    ) -> dict[str, Program]:
         fds = {name: fd.fileno() for name, fd in self.map_fds.items()}
         programs: dict[str, Program] = {}
         for prog in self.selected:
-            fd = self._load_program(prog, fds)
+            fd = self._load_program(prog, fds, resolved, kernel)
             programs[prog.name] = Program(
                 name=prog.name,
                 fd=fd.fileno(),
@@ -353,10 +374,18 @@ class _Loader:
             )
         return programs
 
-    def _load_program(self, prog: ProgramSpec, map_fds: dict[str, int]) -> FD:
+    def _load_program(
+        self,
+        prog: ProgramSpec,
+        map_fds: dict[str, int],
+        resolved: dict[str, KernelSymbol],
+        kernel: KernelBtfs,
+    ) -> FD:
         code = prog.instructions
         if prog.core_relocations:
-            code = self._core(prog)
+            code = self._core(prog, kernel)
+        if prog.externs:
+            code = apply_externs(code, prog.externs, resolved)
         insns = apply_fds(prog, map_fds, code=code)
         version = prog.kernel_version
         if version == KERNEL_VERSION_CURRENT or (prog.type == ProgType.KPROBE and not version):
@@ -368,9 +397,10 @@ class _Loader:
             "name": kernel_name(prog.name),
             "expected_attach_type": prog.expected_attach_type,
             "kern_version": version,
+            "fd_array": kernel.fd_array or None,
         }
         if prog.type in (ProgType.TRACING, ProgType.LSM):
-            args["attach_btf_id"] = self._attach_btf_id(prog)
+            args["attach_btf_id"] = self._attach_btf_id(prog, kernel)
         with_btf = dict(args)
         if self.btf_fd is not None and prog.func_info:
             with_btf.update(
@@ -390,28 +420,20 @@ class _Loader:
                 # need it.
                 return self._own(bpf.prog_load(**args))
         except VerifierError as err:
-            raise self._verifier_error(prog, err) from None
+            raise verifier_refused(prog, err) or self._verifier_error(prog, err, resolved) from None
         except OSError as err:
             if prog.type in (ProgType.TRACING, ProgType.LSM) and err.errno == errno.EPERM:
                 raise features.tracing_load_error(err, prog.section) from err
             raise
 
-    def _vmlinux(self, user: str) -> btf_module.Btf:
-        try:
-            return btf_module.vmlinux()
-        except OSError as err:
-            raise KernelFeatureError(
-                user, f"this kernel has no BTF ({VMLINUX_BTF}: {err.strerror})"
-            ) from err
-
-    def _core(self, prog: ProgramSpec) -> bytes:
+    def _core(self, prog: ProgramSpec, kernel: KernelBtfs) -> bytes:
         assert prog.btf is not None  # CO-RE relocations come from .BTF.ext, which needs .BTF
-        target = self._vmlinux(f"CO-RE relocations of {prog.name!r}")
+        target = kernel.vmlinux(f"CO-RE relocations of {prog.name!r}")
         return apply_core_relocations(
             prog.instructions, prog.core_relocations, prog.btf, target, prog.name
         )
 
-    def _attach_btf_id(self, prog: ProgramSpec) -> int:
+    def _attach_btf_id(self, prog: ProgramSpec, kernel: KernelBtfs) -> int:
         # Tracing programs name their kernel function at load time, by its BTF id in vmlinux.
         target = prog.attach_target
         if prog.attach_kind == "tp_btf":
@@ -420,7 +442,7 @@ class _Loader:
             name, kind = f"bpf_lsm_{target}", "FUNC"
         else:
             name, kind = target, "FUNC"
-        vmlinux = self._vmlinux(f"{prog.attach_kind} {target}")
+        vmlinux = kernel.vmlinux(f"{prog.attach_kind} {target}")
         type_id = vmlinux.find_id(name, kind)
         if not type_id:
             raise KernelFeatureError(
@@ -428,12 +450,25 @@ class _Loader:
             )
         return type_id
 
-    def _verifier_error(self, prog: ProgramSpec, err: VerifierError) -> VerifierError:
+    def _verifier_error(
+        self, prog: ProgramSpec, err: VerifierError, resolved: dict[str, KernelSymbol]
+    ) -> VerifierError:
         source = ""
         failing = err.failing_instruction
         head = failing.split(":", 1)[0].strip()
         if head.isdigit():
-            info = prog.source_line(int(head))
+            insn = int(head)
+            info = prog.source_line(insn)
             if info is not None:
                 source = f"{os.path.basename(info.file)}:{info.line}: {info.source}"
-        return VerifierError(prog.name, err.errno, err.log, source)
+            absent = [
+                r.name
+                for r in prog.externs
+                if r.insn == insn and r.call and not resolved[r.name].found
+            ]
+            if absent:
+                source += (
+                    f" (a call of kfunc {absent[0]!r}, which this kernel lacks: guard it with "
+                    "bpf_ksym_exists())"
+                )
+        return VerifierError(prog.name, err.errno, err.log, source.strip())

@@ -1,10 +1,14 @@
-"""__ksym externs without the kernel: how the reader records them, and how the object's BTF is
-fixed up for the kernel."""
+"""__ksym externs without the kernel: how the reader records them, how the object's BTF is
+fixed up for the kernel, and how resolved externs are written into instructions."""
 
 from __future__ import annotations
 
+import struct
+
 from bpfnb.elf import btf, read
 from bpfnb.elf.btf_fixup import DUMMY_KSYM, for_kernel
+from bpfnb.elf.ksyms import KernelSymbol, apply_externs
+from bpfnb.elf.spec import ExternReference
 
 
 def test_externs_are_read_with_their_btf(clang_build):
@@ -56,3 +60,30 @@ def test_hidden_functions_become_static(clang_build):
     assert plain.find("tenfold", "FUNC").linkage == 1  # global, as clang wrote it
     assert fixed.find("tenfold", "FUNC").linkage == 0  # static
     assert fixed.find("call_hidden", "FUNC").linkage == 1
+
+
+def test_resolved_externs_are_written_into_instructions():
+    call = struct.pack("<BBhi", 0x85, 0x10, 0, -1)  # call -1 (src_reg 1), as clang emits
+    load = struct.pack("<BBhi", 0x18, 0x01, 0, 0) + struct.pack("<BBhi", 0, 0, 0, 0)
+    code = call * 2 + load * 3
+    refs = [
+        ExternReference(0, "kfunc", True),
+        ExternReference(1, "module_kfunc", True),
+        ExternReference(2, "typed", False),
+        ExternReference(4, "typeless", False),
+        ExternReference(6, "absent", False),
+    ]
+    resolved = {
+        "kfunc": KernelSymbol(btf_id=1234),
+        "module_kfunc": KernelSymbol(btf_id=77, btf_fd=9, fd_index=1),
+        "typed": KernelSymbol(btf_id=555, btf_fd=9),
+        "typeless": KernelSymbol(address=0xFFFFFFFF81234567),
+        "absent": KernelSymbol(),
+    }
+    out = apply_externs(code, refs, resolved)
+    insns = [struct.unpack_from("<BBhi", out, 8 * i) for i in range(8)]
+    assert insns[0] == (0x85, 0x20, 0, 1234)  # BPF_PSEUDO_KFUNC_CALL, vmlinux
+    assert insns[1] == (0x85, 0x20, 1, 77)  # a module's: its BTF fd at fd_array[1]
+    assert insns[2] == (0x18, 0x31, 0, 555) and insns[3][3] == 9  # BPF_PSEUDO_BTF_ID
+    assert insns[4] == (0x18, 0x01, 0, 0x81234567 - (1 << 32)) and insns[5][3] == -1
+    assert insns[6] == (0x18, 0x01, 0, 0) and insns[7][3] == 0  # absent: address 0
