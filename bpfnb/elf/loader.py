@@ -397,9 +397,10 @@ class _Loader:
             "name": kernel_name(prog.name),
             "expected_attach_type": prog.expected_attach_type,
             "kern_version": version,
+            "prog_flags": prog.prog_flags,
             "fd_array": kernel.fd_array or None,
         }
-        if prog.type in (ProgType.TRACING, ProgType.LSM):
+        if prog.attach_btf:
             args["attach_btf_id"] = self._attach_btf_id(prog, kernel)
         with_btf = dict(args)
         if self.btf_fd is not None and prog.func_info:
@@ -422,8 +423,11 @@ class _Loader:
         except VerifierError as err:
             raise verifier_refused(prog, err) or self._verifier_error(prog, err, resolved) from None
         except OSError as err:
-            if prog.type in (ProgType.TRACING, ProgType.LSM) and err.errno == errno.EPERM:
-                raise features.tracing_load_error(err, prog.section) from err
+            if prog.attach_btf and err.errno == errno.EPERM:
+                # tp_btf and iter programs load where fentry/fexit/lsm cannot: the kernel
+                # refuses only those that need a trampoline.
+                what = f"{prog.attach_kind} {prog.attach_target}"
+                raise features.tracing_load_error(err, what) from err
             raise
 
     def _core(self, prog: ProgramSpec, kernel: KernelBtfs) -> bytes:
@@ -434,19 +438,31 @@ class _Loader:
         )
 
     def _attach_btf_id(self, prog: ProgramSpec, kernel: KernelBtfs) -> int:
-        # Tracing programs name their kernel function at load time, by its BTF id in vmlinux.
-        target = prog.attach_target
-        if prog.attach_kind == "tp_btf":
-            name, kind = f"btf_trace_{target}", "TYPEDEF"
-        elif prog.attach_kind == "lsm":
-            name, kind = f"bpf_lsm_{target}", "FUNC"
-        else:
-            name, kind = target, "FUNC"
-        vmlinux = kernel.vmlinux(f"{prog.attach_kind} {target}")
-        type_id = vmlinux.find_id(name, kind)
-        if not type_id:
+        # fentry, tp_btf, lsm, iter...: the load names the kernel function, tracepoint, hook or
+        # iterator by its BTF id.
+        what = f"{prog.attach_kind} {prog.attach_target}".strip()
+        if prog.type == ProgType.EXT:
             raise KernelFeatureError(
-                f"{prog.attach_kind} {target}", f"the kernel's BTF has no {kind.lower()} {name!r}"
+                f"section {prog.section!r}",
+                "freplace programs replace a function of another loaded program, which bpfnb's "
+                "ELF loader cannot name: load it with libbpf and bpf_program__set_attach_target()",
+            )
+        if not prog.attach_target:
+            raise KernelFeatureError(
+                f"section {prog.section!r}",
+                f"a {prog.attach_kind} program names its target in its section "
+                f"({prog.attach_kind}/TARGET)",
+            )
+        name, kind = prog.btf_target()
+        found = kernel.find(name, kind, what)
+        if found is None:
+            raise KernelFeatureError(
+                what, f"the kernel's BTF has no {kind.lower()} {name!r}, nor has any module's"
+            )
+        _, type_id, module = found
+        if module is not None:
+            raise KernelFeatureError(
+                what, f"{name!r} is in module {module.name}: bpfnb attaches to vmlinux only"
             )
         return type_id
 
