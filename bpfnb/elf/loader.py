@@ -21,14 +21,14 @@ from bpfnb.elf.core import apply_core_relocations
 from bpfnb.elf.kconfig import KCONFIG, kconfig_data, running_version
 from bpfnb.elf.ksyms import KernelBtfs, KernelSymbol, apply_externs, resolve_externs
 from bpfnb.elf.reader import read
-from bpfnb.elf.refusals import verifier_refused
+from bpfnb.elf.refusals import map_refused, program_refused, verifier_refused
 from bpfnb.elf.relocate import apply_fds
 from bpfnb.elf.spec import KERNEL_VERSION_CURRENT, MapSpec, ObjectSpec, ProgramSpec, encode_value
-from bpfnb.errors import ElfError, KernelFeatureError, VerifierError
+from bpfnb.errors import ElfError, KernelFeatureError, MapError, VerifierError
 from bpfnb.events import DROP_COUNTER_MAP
 from bpfnb.maps import EventMap, Map, open_map
 from bpfnb.object import BpfObject, Program
-from bpfnb.sys import bpf, features
+from bpfnb.sys import bpf
 from bpfnb.sys.constants import MapType, ProgType
 from bpfnb.sys.cpus import possible_cpus
 from bpfnb.sys.fd import FD
@@ -246,15 +246,18 @@ class _Loader:
             "map_extra": m.map_extra,
         }
         btf_ids = self._btf_ids(m)
-        if btf_ids is not None and self.btf_fd is not None:
-            try:
-                with_btf = {**args, **btf_ids, "btf_fd": self.btf_fd.fileno()}
-                return self._own(bpf.map_create(**with_btf))
-            except OSError as err:
-                if err.errno in (errno.EPERM, errno.EACCES):
-                    raise
-                # Retried without BTF: an old kernel may not take these types for this map.
-        return self._own(bpf.map_create(**args))
+        try:
+            if btf_ids is not None and self.btf_fd is not None:
+                try:
+                    with_btf = {**args, **btf_ids, "btf_fd": self.btf_fd.fileno()}
+                    return self._own(bpf.map_create(**with_btf))
+                except OSError as err:
+                    if err.errno in (errno.EPERM, errno.EACCES):
+                        raise
+                    # Retried without BTF: an old kernel may not take these types for this map.
+            return self._own(bpf.map_create(**args))
+        except OSError as err:
+            raise map_refused(m, max_entries, err) from err
 
     def _btf_ids(self, m: MapSpec) -> dict[str, int] | None:
         spec = self.spec
@@ -298,10 +301,15 @@ class _Loader:
     def _fill(self, m: MapSpec, fd: FD, value: bytes) -> None:
         key = ct.c_uint32(0)
         buf = ct.create_string_buffer(value, len(value))
-        bpf.map_update(fd.fileno(), key, buf)
-        if m.readonly:
-            # Frozen before the programs load, so the verifier may treat it as constant.
-            bpf.map_freeze(fd.fileno())
+        try:
+            bpf.map_update(fd.fileno(), key, buf)
+            if m.readonly:
+                # Frozen before the programs load, so the verifier may treat it as constant.
+                bpf.map_freeze(fd.fileno())
+        except OSError as err:
+            error = MapError(f"map {m.name!r}: cannot set its initial value: {err.strerror}")
+            error.errno = err.errno
+            raise error from err
 
     def _pinned(self, m: MapSpec) -> FD | None:
         # An existing pin that matches the definition is reused: two loads share the map.
@@ -423,12 +431,7 @@ class _Loader:
         except VerifierError as err:
             raise verifier_refused(prog, err) or self._verifier_error(prog, err, resolved) from None
         except OSError as err:
-            if prog.attach_btf and err.errno == errno.EPERM:
-                # tp_btf and iter programs load where fentry/fexit/lsm cannot: the kernel
-                # refuses only those that need a trampoline.
-                what = f"{prog.attach_kind} {prog.attach_target}"
-                raise features.tracing_load_error(err, what) from err
-            raise
+            raise program_refused(prog, err) from err
 
     def _core(self, prog: ProgramSpec, kernel: KernelBtfs) -> bytes:
         assert prog.btf is not None  # CO-RE relocations come from .BTF.ext, which needs .BTF

@@ -1,13 +1,16 @@
-"""What a load takes from the user before it starts: which programs (libbpf's autoload)."""
+"""What a load takes from the user before it starts: which programs (libbpf's autoload), and
+map sizes."""
 
 from __future__ import annotations
 
 import os
+import re
 
 import pytest
 
 from bpfnb.elf import load, read
-from bpfnb.errors import VerifierError
+from bpfnb.errors import MapError, VerifierError
+from bpfnb.sys import bpf
 from bpfnb.sys.testrun import prog_test_run
 
 PACKET = bytes(14) + bytes([0x45]) + bytes(49)
@@ -50,3 +53,26 @@ def test_programs_names_exactly_what_loads(clang_build):
         assert (run(obj, "good"), run(obj, "optional")) == (7, 8)
     with pytest.raises(KeyError, match="no program 'nope'.*good, bad, optional"):
         load(path, programs=["nope"])
+
+
+def test_a_map_of_size_zero_says_what_to_set(clang_build):
+    before = open_fds()
+    message = (
+        "map 'events': max_entries 0 is invalid for a hash map; "
+        "set spec.maps['events'].max_entries before load"
+    )
+    with pytest.raises(MapError, match=re.escape(message)) as caught:
+        load(clang_build("elf_resize"))
+    assert not isinstance(caught.value, OSError) and caught.value.errno
+    assert open_fds() == before
+
+
+@pytest.mark.parametrize("size", [100, 40])
+def test_a_resized_map_holds_as_many_entries_as_set(clang_build, size):
+    spec = read(clang_build("elf_resize"))
+    spec.maps["events"].max_entries = size
+    with load(spec) as obj:
+        assert bpf.map_info(obj.maps["events"].fd).max_entries == size
+        # The program inserts keys 0..99 and stops at the first the map refuses.
+        assert run(obj, "fill") == min(size, 100)
+        assert len(obj.maps["events"]) == min(size, 100)
