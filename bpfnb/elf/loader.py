@@ -161,6 +161,7 @@ class _Loader:
             self._create_maps(data)
             resolved = self._resolve_externs(kernel)
             programs = self._load_programs(resolved, kernel)
+            self._fill_program_arrays(programs)
             maps = self._wrap_maps()
         except BaseException:
             for fd in reversed(self.fds):
@@ -292,11 +293,41 @@ class _Loader:
             if m.initial_slots:
                 pending.append((m, fd))
         for m, fd in pending:
+            if m.type == MapType.PROG_ARRAY:
+                continue  # filled with programs once they are loaded
             for slot, name in m.initial_slots.items():
                 target = self.map_fds.get(name)
                 if target is None:
                     raise KeyError(f"map {m.name!r} slot {slot} names unknown map {name!r}")
-                bpf.map_update(fd.fileno(), ct.c_uint32(slot), ct.c_uint32(target.fileno()))
+                self._set_slot(m, fd, slot, target, f"map {name!r}")
+
+    def _set_slot(self, m: MapSpec, fd: FD, slot: int, target: FD, what: str) -> None:
+        try:
+            bpf.map_update(fd.fileno(), ct.c_uint32(slot), ct.c_uint32(target.fileno()))
+        except OSError as err:
+            error = MapError(f"map {m.name!r}: cannot put {what} in slot {slot}: {err.strerror}")
+            error.errno = err.errno
+            raise error from err
+
+    def _fill_program_arrays(self, programs: dict[str, Program]) -> None:
+        # libbpf fills a program array's declared slots (.values = { [0] = &prog }) after load.
+        for m in self.spec.maps.values():
+            if m.type != MapType.PROG_ARRAY or not m.initial_slots:
+                continue
+            fd = self.map_fds[m.name]
+            for slot, name in m.initial_slots.items():
+                prog = programs.get(name)
+                if prog is None:
+                    reason = (
+                        "is not loaded (its autoload is off)"
+                        if name in self.spec.programs
+                        else "is not a program of this object"
+                    )
+                    raise MapError(
+                        f"map {m.name!r} slot {slot} holds program {name!r}, which {reason}: "
+                        f"load it too, or clear spec.maps[{m.name!r}].initial_slots[{slot}]"
+                    )
+                self._set_slot(m, fd, slot, prog.owner, f"program {name!r}")
 
     def _fill(self, m: MapSpec, fd: FD, value: bytes) -> None:
         key = ct.c_uint32(0)

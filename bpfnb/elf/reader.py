@@ -672,8 +672,8 @@ class _Reader:
                 ):
                     inner_name = f"{name}.inner"
                     spec.inner = self._btf_map_def(inner_name, pointer.type_id, depth + 1, offset)
-                    spec.value_size = 4
-                # for a program array, the values are programs: nothing to lay out
+                # A map-in-map holds map fds, a program array program fds: 4 bytes each.
+                spec.value_size = 4
             else:
                 raise ElfError(f"map {name!r}: unknown field {member.name!r}", *where)
         if spec.type in (MapType.ARRAY_OF_MAPS, MapType.HASH_OF_MAPS) and spec.inner is None:

@@ -1,5 +1,5 @@
-"""What a load takes from the user before it starts: which programs (libbpf's autoload), and
-map sizes."""
+"""What a load takes from the user before it starts: which programs (libbpf's autoload), map
+sizes, and program arrays filled from their definitions."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from bpfnb.elf import load, read
 from bpfnb.errors import MapError, VerifierError
 from bpfnb.sys import bpf
 from bpfnb.sys.testrun import prog_test_run
+from tests.kernel.loadall import bpftool_loadall, tags
 
 PACKET = bytes(14) + bytes([0x45]) + bytes(49)
 
@@ -76,3 +77,26 @@ def test_a_resized_map_holds_as_many_entries_as_set(clang_build, size):
         # The program inserts keys 0..99 and stops at the first the map refuses.
         assert run(obj, "fill") == min(size, 100)
         assert len(obj.maps["events"]) == min(size, 100)
+
+
+@pytest.mark.parametrize("slot, result", [(0, 10), (2, 30), (1, 99)])
+def test_a_program_array_holds_the_programs_its_definition_names(clang_build, slot, result):
+    with load(clang_build("elf_prog_array"), {"slot": slot}) as obj:
+        assert run(obj, "entry") == result  # 99: the entry program found slot 1 empty
+
+
+def test_a_program_array_loads_as_libbpf_loads_it(clang_build):
+    path = clang_build("elf_prog_array")
+    with load(path) as obj:
+        assert tags(obj) == bpftool_loadall(path)
+
+
+def test_a_program_array_slot_whose_program_is_left_out(clang_build):
+    spec = read(clang_build("elf_prog_array"))
+    assert spec.maps["jumps"].initial_slots == {0: "first", 2: "third"}
+    spec.programs["third"].autoload = False
+    with pytest.raises(MapError, match="slot 2 holds program 'third', which is not loaded"):
+        load(spec)
+    del spec.maps["jumps"].initial_slots[2]  # what the message suggests
+    with load(spec) as obj:
+        assert sorted(obj.programs) == ["entry", "first"] and run(obj, "entry") == 10
