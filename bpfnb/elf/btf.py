@@ -11,6 +11,7 @@ section and the offset.
 from __future__ import annotations
 
 import functools
+import mmap
 import os
 import struct
 from collections.abc import Iterator
@@ -19,7 +20,13 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from bpfnb.errors import ElfError
-from bpfnb.sys.kernel_btf import VMLINUX_BTF, file_identity, module_btf_path, read_vmlinux_btf
+from bpfnb.sys.kernel_btf import (
+    VMLINUX_BTF,
+    file_identity,
+    module_btf_path,
+    read_btf_file,
+    read_vmlinux_btf,
+)
 
 __all__ = [
     "KINDS",
@@ -141,8 +148,11 @@ class BtfType:
 class Btf:
     """Parsed BTF: types by id (id 0 is ``void``), names, and the raw bytes for loading."""
 
-    def __init__(self, data: bytes, section: str = ".BTF", base: Btf | None = None) -> None:
-        self.raw = bytes(data)
+    def __init__(
+        self, data: bytes | mmap.mmap, section: str = ".BTF", base: Btf | None = None
+    ) -> None:
+        # A mapped file is kept as it is: the kernel's BTF is megabytes not worth copying.
+        self.raw = data if isinstance(data, (bytes, mmap.mmap)) else bytes(data)
         self.section = section
         # Split BTF (a kernel module's) continues the ids and strings of its base (vmlinux).
         self.base = base
@@ -205,7 +215,7 @@ class Btf:
         member = np.frombuffer(top_bytes.translate(_MEMBER_WORDS), np.uint8)
         following = np.arange(count + 1, dtype=np.int32)
         following[: count - 1] += header
-        following[: count - 1] += member * vlen.astype(np.int32)
+        following[: count - 1] += np.multiply(member, vlen, dtype=np.int32)
         if count:
             following[count - 1] += 3
         nexts = [np.minimum(following, count, out=following)]
@@ -484,7 +494,7 @@ class Btf:
         return t.name or kind.lower()
 
 
-def parse(data: bytes, section: str = ".BTF") -> Btf:
+def parse(data: bytes | mmap.mmap, section: str = ".BTF") -> Btf:
     """Parse raw BTF (a ``.BTF`` section or ``/sys/kernel/btf/vmlinux``)."""
     try:
         return Btf(data, section)
@@ -514,8 +524,7 @@ def module(name: str) -> Btf:
 
 @functools.lru_cache(maxsize=64)
 def _module(path: str, identity: tuple[int, int, int, int], base: Btf) -> Btf:
-    with open(path, "rb") as f:
-        data = f.read()
+    data = read_btf_file(path)
     section = f"{os.path.basename(path)} BTF"
     try:
         return Btf(data, section, base=base)
