@@ -249,3 +249,17 @@ def test_split_btf_continues_its_base():
     # Lookups in a split BTF find its own types, by its own or its base's strings.
     assert split.find_ids("shared", "STRUCT") == [5] and split.type(5).name == "shared"
     assert split.find_id("int", "INT") == 0 and base_types.find_id("int", "INT") == 1
+
+
+def test_btf_files_are_mapped_or_read(tmp_path):
+    from bpfnb.sys.kernel_btf import read_btf_file
+
+    b = BtfBuilder()
+    b.int_("int", 4, signed=True)
+    path = tmp_path / "btf"
+    path.write_bytes(b.bytes())
+    mapped = read_btf_file(str(path))
+    assert not isinstance(mapped, bytes)  # a regular file maps
+    assert btf.parse(mapped).find_id("int", "INT") == 1
+    (tmp_path / "empty").write_bytes(b"")
+    assert read_btf_file(str(tmp_path / "empty")) == b""  # an empty file cannot map: read
