@@ -116,8 +116,10 @@ def map_create(
     btf_key_type_id: int = 0,
     btf_value_type_id: int = 0,
     map_extra: int = 0,
+    btf_vmlinux_value_type_id: int = 0,
 ) -> FD:
-    """Create a map (BPF_MAP_CREATE) and return its fd."""
+    """Create a map (BPF_MAP_CREATE) and return its fd; a struct_ops map names its kernel value
+    type in ``btf_vmlinux_value_type_id``."""
     attr = MapCreateAttr(
         map_type=map_type,
         key_size=key_size,
@@ -129,6 +131,7 @@ def map_create(
         btf_fd=btf_fd,
         btf_key_type_id=btf_key_type_id,
         btf_value_type_id=btf_value_type_id,
+        btf_vmlinux_value_type_id=btf_vmlinux_value_type_id,
         map_extra=map_extra,
     )
     return _fd(Cmd.MAP_CREATE, attr, f"creating map {name!r}")
