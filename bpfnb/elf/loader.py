@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes as ct
+import dataclasses
 import errno
 import os
 import re
@@ -17,6 +18,7 @@ from typing import Any
 
 from bpfnb.elf import btf as btf_module
 from bpfnb.elf import btf_fixup, pinning
+from bpfnb.elf.btf_layout import raw_layout
 from bpfnb.elf.core import apply_core_relocations
 from bpfnb.elf.kconfig import KCONFIG, kconfig_data, running_version
 from bpfnb.elf.ksyms import KernelBtfs, KernelSymbol, apply_externs, resolve_externs
@@ -24,8 +26,10 @@ from bpfnb.elf.reader import read
 from bpfnb.elf.refusals import map_refused, program_refused, verifier_refused
 from bpfnb.elf.relocate import apply_fds
 from bpfnb.elf.spec import KERNEL_VERSION_CURRENT, MapSpec, ObjectSpec, ProgramSpec, encode_value
+from bpfnb.elf.struct_ops import StructOpsLayout, lay_out
 from bpfnb.errors import ElfError, KernelFeatureError, MapError, VerifierError
 from bpfnb.events import DROP_COUNTER_MAP
+from bpfnb.link import BPF_F_LINK, StructOps
 from bpfnb.maps import EventMap, Map, open_map
 from bpfnb.object import BpfObject, Program
 from bpfnb.sys import bpf
@@ -150,6 +154,9 @@ class _Loader:
         self.fds: list[FD] = []  # closed on failure
         self.map_fds: dict[str, FD] = {}
         self.btf_fd: FD | None = None
+        self.layouts: dict[str, StructOpsLayout] = {}  # struct_ops maps, by name
+        # struct_ops programs: (kernel struct's BTF id, member index) of the slot each fills.
+        self.struct_ops_targets: dict[str, tuple[int, int]] = {}
         self.btf_error = ""
         self.object_name = os.path.splitext(os.path.basename(spec.path))[0] or "object"
 
@@ -158,10 +165,12 @@ class _Loader:
         try:
             data = self._data_with_constants()
             self._load_btf()
+            self._lay_out_struct_ops(kernel)
             self._create_maps(data)
             resolved = self._resolve_externs(kernel)
             programs = self._load_programs(resolved, kernel)
             self._fill_program_arrays(programs)
+            struct_ops = self._struct_ops(programs)
             maps = self._wrap_maps()
         except BaseException:
             for fd in reversed(self.fds):
@@ -189,6 +198,7 @@ class _Loader:
             closers=closers,
             pins=self.pins,
             spec=self.spec,
+            struct_ops=struct_ops,
         )
         obj.btf_error = self.btf_error  # type: ignore[attr-defined]
         return obj
@@ -246,6 +256,10 @@ class _Loader:
             "inner_map_fd": inner_fd,
             "map_extra": m.map_extra,
         }
+        layout = self.layouts.get(m.name)
+        if layout is not None:
+            args["value_size"] = len(layout.value)
+            args["btf_vmlinux_value_type_id"] = layout.value_type_id
         btf_ids = self._btf_ids(m)
         try:
             if btf_ids is not None and self.btf_fd is not None:
@@ -258,7 +272,8 @@ class _Loader:
                     # Retried without BTF: an old kernel may not take these types for this map.
             return self._own(bpf.map_create(**args))
         except OSError as err:
-            raise map_refused(m, max_entries, err) from err
+            shown = m if layout is None else dataclasses.replace(m, value_size=len(layout.value))
+            raise map_refused(shown, max_entries, err) from err
 
     def _btf_ids(self, m: MapSpec) -> dict[str, int] | None:
         spec = self.spec
@@ -267,6 +282,9 @@ class _Loader:
         if m.layout == "data":
             datasec = spec.btf.find_id(m.section, "DATASEC")
             return {"btf_key_type_id": 0, "btf_value_type_id": datasec} if datasec else None
+        if m.layout == "struct_ops":
+            # Its value type is the kernel's (btf_vmlinux_value_type_id), not the object's.
+            return {"btf_key_type_id": 0, "btf_value_type_id": 0}
         if m.key_type_id or m.value_type_id:
             if m.type in (MapType.RINGBUF, MapType.PERF_EVENT_ARRAY, MapType.STACK_TRACE):
                 return None
@@ -358,6 +376,31 @@ class _Loader:
         if path is not None:
             pinning.pin(fd.fileno(), path)
 
+    def _lay_out_struct_ops(self, kernel: KernelBtfs) -> None:
+        for m in self.spec.maps.values():
+            if m.layout != "struct_ops":
+                continue
+            layout = self.layouts[m.name] = lay_out(m, kernel)
+            for program, member in layout.members.items():
+                other = self.struct_ops_targets.setdefault(program, (layout.kernel_type_id, member))
+                if other != (layout.kernel_type_id, member):
+                    raise ElfError(
+                        f"program {program!r} fills two different struct_ops slots", m.section
+                    )
+
+    def _struct_ops(self, programs: dict[str, Program]) -> dict[str, StructOps]:
+        fds = {name: p.fd for name, p in programs.items()}
+        return {
+            name: StructOps(
+                name,
+                self.map_fds[name].fileno(),
+                layout.with_fds(fds),
+                bool(self.spec.maps[name].flags & BPF_F_LINK),
+                tuple(layout.slots.values()),
+            )
+            for name, layout in self.layouts.items()
+        }
+
     def _wrap_maps(self) -> dict[str, Map]:
         maps: dict[str, Map] = {}
         for name, m in self.spec.maps.items():
@@ -365,12 +408,14 @@ class _Loader:
             max_entries = m.max_entries
             if m.type == MapType.PERF_EVENT_ARRAY and max_entries == 0:
                 max_entries = int(bpf.map_info(fd.fileno()).max_entries)
+            layout = self.layouts.get(name)
             maps[name] = open_map(
                 fd,
                 name=name,
                 map_type=m.type,
                 key=m.key_layout,
-                value=m.value_layout,
+                # A struct_ops map's value is the kernel's struct, not the object's.
+                value=m.value_layout if layout is None else raw_layout(len(layout.value)),
                 max_entries=max_entries,
                 flags=m.flags,
                 owns_fd=True,
@@ -441,6 +486,16 @@ class _Loader:
         }
         if prog.attach_btf:
             args["attach_btf_id"] = self._attach_btf_id(prog, kernel)
+        if prog.type == ProgType.STRUCT_OPS:
+            target = self.struct_ops_targets.get(prog.name)
+            if target is None:
+                raise ElfError(
+                    f"struct_ops program {prog.name!r} is in no struct_ops map, so nothing says "
+                    'which operation it implements (set it in a SEC(".struct_ops") variable, '
+                    f"or turn its autoload off)",
+                    prog.section,
+                )
+            args["attach_btf_id"], args["expected_attach_type"] = target
         with_btf = dict(args)
         if self.btf_fd is not None and prog.func_info:
             with_btf.update(

@@ -18,7 +18,7 @@ from typing import Any
 
 from bpfnb.elf import btf as btf_module
 from bpfnb.elf import kconfig as kconfig_module
-from bpfnb.elf.btf import Btf, BtfExt, CoreRelocation, FuncInfo, LineInfo
+from bpfnb.elf.btf import Btf, BtfExt, BtfType, CoreRelocation, FuncInfo, LineInfo
 from bpfnb.elf.relocate import Function, Link, Symbol, link
 from bpfnb.elf.sections import UNKNOWN_SECTION, lookup
 from bpfnb.elf.spec import (
@@ -31,6 +31,7 @@ from bpfnb.elf.spec import (
     Variable,
 )
 from bpfnb.errors import ElfError
+from bpfnb.link import BPF_F_LINK
 from bpfnb.sys.constants import MapType
 
 __all__ = ["read"]
@@ -44,6 +45,7 @@ STV_INTERNAL, STV_HIDDEN = 1, 2
 BTF_VAR_GLOBAL_ALLOCATED = 1
 BTF_EXTERN = 2  # the linkage of an extern VAR or FUNC
 KSYMS = ".ksyms"
+STRUCT_OPS, STRUCT_OPS_LINK = ".struct_ops", ".struct_ops.link"
 STATIC_MAPS = (
     "static maps are not supported, as libbpf does not support them: declare the map without "
     "'static'"
@@ -137,6 +139,7 @@ class _Reader:
         self._legacy_maps()
         self._btf_maps()
         self._data_maps()
+        self._struct_ops_maps()
         self._kconfig_map()
         programs = self._programs(license_, version)
         for section in self.sections:
@@ -711,6 +714,80 @@ class _Reader:
             )  # fmt: skip
             self._add_map(spec, section.index, 0)
             self._variables(section)
+
+    def _struct_ops_maps(self) -> None:
+        # SEC(".struct_ops") / SEC(".struct_ops.link") variables: one struct_ops map each, its
+        # function pointers relocated against the programs that implement them.
+        for section in self.sections:
+            name = section.name.removeprefix("?")
+            if name not in (STRUCT_OPS, STRUCT_OPS_LINK) or section.executable:
+                continue
+            self.roles[section.index] = "struct_ops maps"
+            btf = self.btf
+            if btf is None:
+                raise ElfError("struct_ops maps need the object's BTF: compile with clang -g", name)
+            datasec = btf.find(section.name, "DATASEC")
+            if datasec is None:
+                raise ElfError("no BTF DATASEC describes the struct_ops maps", section.name, 0)
+            symbols = {s.name: s for s in self._symbols_in(section.index, STT_OBJECT)}
+            links = self.links.get(section.index, {})
+            for entry in datasec.members:
+                var = btf.type(entry.type_id)
+                sym = symbols.get(var.name)
+                t = btf.skip_modifiers(var.type_id)
+                if var.kind != "VAR" or sym is None:
+                    raise ElfError(f"struct_ops {var.name!r} has no symbol", section.name, 0)
+                if t.kind != "STRUCT" or not t.name:
+                    raise ElfError(
+                        f"struct_ops {var.name!r} is not a named struct", section.name, sym.value
+                    )
+                if sym.value + t.size > section.size:
+                    raise ElfError(
+                        f"struct_ops {var.name!r} runs past its section", section.name, sym.value
+                    )
+                spec = MapSpec(
+                    var.name, MapType.STRUCT_OPS, 4, t.size, 1,
+                    BPF_F_LINK if name == STRUCT_OPS_LINK else 0, section.name,
+                    layout="struct_ops", btf=btf, value_type_id=t.id,
+                    data=section.contents()[sym.value : sym.value + t.size],
+                )  # fmt: skip
+                for offset, reloc in links.items():
+                    if sym.value <= offset < sym.value + t.size:
+                        member = self._struct_ops_member(t, offset - sym.value, var.name)
+                        spec.struct_ops[member] = self._function_at(reloc, section, offset)
+                self._add_map(spec, section.index, sym.value)
+
+    def _struct_ops_member(self, t: BtfType, offset: int, name: str) -> int:
+        # The index of the function-pointer member at byte ``offset``.
+        assert self.btf is not None
+        for index, member in enumerate(t.members):
+            if member.offset == offset * 8:
+                target = self.btf.skip_modifiers(member.type_id)
+                if target.kind == "PTR" and self.btf.kind_of(target.type_id) == "FUNC_PROTO":
+                    return index
+                raise ElfError(
+                    f"struct_ops {name!r}: member {member.name!r} is not a function pointer",
+                    STRUCT_OPS,
+                    offset,
+                )
+        raise ElfError(f"struct_ops {name!r}: no member at offset {offset}", STRUCT_OPS, offset)
+
+    def _function_at(self, reloc: Link, section: _Section, offset: int) -> str:
+        # The program a relocation points at: its function symbol, or the function that starts
+        # where a section symbol (plus the addend in the data) points.
+        if reloc.kind != "code":
+            raise ElfError(
+                f"struct_ops slot refers to {reloc.symbol.name!r}, not a program",
+                section.name,
+                offset,
+            )
+        if reloc.symbol.type == STT_FUNC:
+            return reloc.symbol.name
+        addend = struct.unpack_from(self.endian + "q", section.data, offset)[0]
+        for sym in self._symbols_in(reloc.section, STT_FUNC):
+            if sym.value == reloc.offset + addend:
+                return sym.name
+        raise ElfError("struct_ops slot points at no function", section.name, offset)
 
     def _variables(self, section: _Section) -> None:
         types: dict[str, int] = {}

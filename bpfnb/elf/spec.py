@@ -94,12 +94,14 @@ class MapSpec:
     # libbpf ``.maps``: LIBBPF_PIN_NONE=0, LIBBPF_PIN_BY_NAME=1. ``layout`` says which.
     pinning: int = 0
     namespace: str = ""
-    layout: str = ""  # "gobpf", "samples", "btf" or "data"
+    layout: str = ""  # "gobpf", "samples", "btf", "data" or "struct_ops"
     numa_node: int = 0
     map_extra: int = 0
     inner: MapSpec | None = None
-    # map-in-map: slot → name of the map that fills it at load.
+    # map-in-map: slot → name of the map that fills it at load; program array: of the program.
     initial_slots: dict[int, str] = field(default_factory=dict)
+    # struct_ops: the member index of each function slot → the program that fills it.
+    struct_ops: dict[int, str] = field(default_factory=dict)
     # Global data: the initial value (None for .bss: zeros), and whether it is frozen.
     data: bytes | None = None
     readonly: bool = False

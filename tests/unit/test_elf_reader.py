@@ -273,8 +273,9 @@ def test_every_fixture_reads(clang_build, name, debug):
     """Every ELF fixture reads without the kernel; without -g, what needs BTF says why not."""
     path = clang_build(name, debug)
     source = (FIXTURES / f"{name}.c").read_bytes()
-    # usdt.bpf.h declares .maps of its own.
-    if debug == NO_DEBUG and (b'SEC(".maps")' in source or b"#include <bpf/usdt.bpf.h>" in source):
+    # Maps need BTF: .maps (usdt.bpf.h declares some of its own) and struct_ops maps.
+    maps = (b'SEC(".maps")', b"#include <bpf/usdt.bpf.h>", b'SEC(".struct_ops")')
+    if debug == NO_DEBUG and any(m in source for m in maps):
         with pytest.raises(ElfError, match="clang -g"):
             read(path)
         return
