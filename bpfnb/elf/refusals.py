@@ -98,7 +98,7 @@ def program_refused(prog: ProgramSpec, err: OSError) -> BaseException:
             what += " using XDP frags"
         return KernelFeatureError(
             f"section {prog.section!r}",
-            f"this kernel refuses {what} (EINVAL, and no verifier log)",
+            f"this kernel refuses {what} (EINVAL, and the verifier gives no reason)",
         )
     return LoadError(prog.name, code, f"the kernel refused the {type_name} program")
 
@@ -106,9 +106,12 @@ def program_refused(prog: ProgramSpec, err: OSError) -> BaseException:
 _NO_ADDRESS = re.compile(r"failed to find the address for kernel symbol '([^']+)'")
 
 
-def verifier_refused(prog: ProgramSpec, err: VerifierError) -> KernelFeatureError | None:
+def verifier_refused(prog: ProgramSpec, err: VerifierError) -> BaseException | None:
     """The verifier's rejections that say the kernel lacks something, not that the program is
     wrong; None for the others."""
+    if "processed 0 insns" in err.log and err.summary == os.strerror(err.errno):
+        # Refused before the first instruction, without a reason: as without a log.
+        return program_refused(prog, OSError(err.errno, err.summary))
     missing = _NO_ADDRESS.search(err.log)
     if missing:
         # check_pseudo_btf_id() looks a __ksym variable's address up in kallsyms, which lists

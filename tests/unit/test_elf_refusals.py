@@ -68,7 +68,7 @@ def test_einval_without_a_log_names_what_the_kernel_does_not_take():
     assert isinstance(error, KernelFeatureError)
     assert str(error) == (
         "section 'uprobe.s/bin:f': this kernel refuses sleepable kprobe programs "
-        "(EINVAL, and no verifier log)"
+        "(EINVAL, and the verifier gives no reason)"
     )
     error = program_refused(program("netkit/peer"), OSError(errno.EINVAL, "x"))
     assert "sched_cls programs with expected attach type netkit_peer" in str(error)
