@@ -1,26 +1,41 @@
-"""Starting a tracepoint counter: bpfnb's ELF loader against bcc, on the same program.
+"""Loading ELF objects: bpfnb's loader against bcc and against libbpf (bpftool).
 
+Starting a tracepoint counter, on the same program:
 - bcc: ``bcc.BPF(text=...)`` compiles the C with libbcc, loads and attaches it;
 - bpfnb ELF, object prebuilt: ``bpfnb.load_elf("counter.o")`` reads the clang-built object,
   creates its maps, loads and attaches it (the usual case: the object is built once);
 - bpfnb ELF, with clang: ``clang -target bpf`` first, then the same load.
+Each side then counts the same 1,000 ``getppid()`` calls (checked) and is torn down.
 
-Each side then counts the same 1,000 ``getppid()`` calls (checked) and is torn down. Prints the
-median of several runs of each from one run of this script, and the ratios to bcc.
+Loading a CO-RE object, an execsnoop-like tool built here from ``vmlinux.h`` and libbpf's
+``bpf_core_read.h`` (its field reads are relocated against the running kernel's BTF):
+- ``bpftool prog loadall`` (libbpf), a process of its own that parses the kernel's BTF;
+- ``bpfnb.elf.load`` first in a fresh Python process (imports done): it parses the kernel's
+  BTF too;
+- ``bpfnb.elf.load`` again in a process that has parsed it (as a notebook does after its
+  first load).
+Both loaders must give the programs the same tags (the same instructions).
+
+Prints the median of several runs of each from one run of this script, and the ratios.
 Run as root: ``.venv/bin/python benchmarks/elf_load.py``.
 """
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
 import statistics
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
 
 import bpfnb
 from bpfnb.bcc import import_bcc
+from bpfnb.elf import load
+from bpfnb.elf.compiler import clang_command, elf_cflags
 
 BCC_PROGRAM = """
 BPF_HASH(calls, u32, u64, 1024);
@@ -62,6 +77,113 @@ int count(void *ctx)
     return 0;
 }
 char LICENSE[] SEC("license") = "GPL";
+"""
+# Traces exec(): the arguments in a hash map on entry, an event out on exit, the parent's pid
+# read through task->real_parent with CO-RE.
+CORE_PROGRAM = """
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_core_read.h>
+
+#define ARGS 20
+#define ARGSIZE 128
+#define TOTAL (ARGS * ARGSIZE)
+
+struct exec_event {
+    int pid, ppid, retval, args_count;
+    unsigned int uid, args_size;
+    char comm[16];
+    char args[TOTAL];
+};
+
+const volatile bool ignore_failed = true;
+const volatile uid_t target_uid = -1;
+const volatile int max_args = ARGS;
+static const struct exec_event empty;
+
+struct {
+    __uint(type, BPF_MAP_TYPE_HASH);
+    __uint(max_entries, 10240);
+    __type(key, pid_t);
+    __type(value, struct exec_event);
+} execs SEC(".maps");
+
+struct {
+    __uint(type, BPF_MAP_TYPE_PERF_EVENT_ARRAY);
+    __uint(key_size, sizeof(u32));
+    __uint(value_size, sizeof(u32));
+} events SEC(".maps");
+
+SEC("tracepoint/syscalls/sys_enter_execve")
+int on_execve(struct trace_event_raw_sys_enter *ctx)
+{
+    u64 id = bpf_get_current_pid_tgid();
+    pid_t pid = id >> 32;
+    u32 uid = (u32)bpf_get_current_uid_gid();
+    const char **argv = (const char **)ctx->args[1];
+    const char *arg;
+    struct exec_event *e;
+    int i, n;
+
+    if (target_uid != (uid_t)-1 && target_uid != uid)
+        return 0;
+    if (bpf_map_update_elem(&execs, &pid, &empty, BPF_NOEXIST))
+        return 0;
+    e = bpf_map_lookup_elem(&execs, &pid);
+    if (!e)
+        return 0;
+    e->pid = (u32)id;
+    e->uid = uid;
+    e->ppid = BPF_CORE_READ((struct task_struct *)bpf_get_current_task(), real_parent, tgid);
+    n = bpf_probe_read_user_str(e->args, ARGSIZE, (const char *)ctx->args[0]);
+    if (n <= ARGSIZE)
+        e->args_size = n;
+    for (i = 1; i < ARGS && i < max_args; i++) {
+        bpf_probe_read_user(&arg, sizeof(arg), &argv[i]);
+        if (!arg || e->args_size > TOTAL - ARGSIZE)
+            return 0;
+        n = bpf_probe_read_user_str(&e->args[e->args_size], ARGSIZE, arg);
+        if (n > ARGSIZE)
+            return 0;
+        e->args_count++;
+        e->args_size += n;
+    }
+    return 0;
+}
+
+SEC("tracepoint/syscalls/sys_exit_execve")
+int on_execve_exit(struct trace_event_raw_sys_exit *ctx)
+{
+    pid_t pid = bpf_get_current_pid_tgid() >> 32;
+    struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+    struct exec_event *e = bpf_map_lookup_elem(&execs, &pid);
+    unsigned int size;
+
+    if (!e)
+        return 0;
+    if (ignore_failed && ctx->ret < 0)
+        goto out;
+    e->retval = ctx->ret;
+    e->ppid = BPF_CORE_READ(task, real_parent, tgid);
+    bpf_get_current_comm(&e->comm, sizeof(e->comm));
+    size = sizeof(*e) - TOTAL + e->args_size;
+    if (size <= sizeof(*e))
+        bpf_perf_event_output(ctx, &events, BPF_F_CURRENT_CPU, e, size);
+out:
+    bpf_map_delete_elem(&execs, &pid);
+    return 0;
+}
+
+char LICENSE[] SEC("license") = "GPL";
+"""
+# Run in a fresh interpreter: the time of its first load, imports excluded.
+FIRST_LOAD = """
+import sys, time
+from bpfnb.elf import load
+start = time.perf_counter()
+obj = load(sys.argv[1], pin=False)
+print(time.perf_counter() - start)
+obj.close()
 """
 CALLS = 1000
 RUNS = 7
@@ -107,7 +229,76 @@ def time_elf(directory: Path, with_clang: bool) -> float:
     return ready
 
 
-def main() -> None:
+def compile_core_object(directory: Path) -> Path:
+    """The execsnoop-like object, built against the running kernel's ``vmlinux.h`` (which
+    bpfnb generates with bpftool and caches outside the source tree)."""
+    source, obj = directory / "execsnoop.bpf.c", directory / "execsnoop.bpf.o"
+    source.write_text(CORE_PROGRAM)
+    subprocess.run(clang_command(str(source), str(obj), elf_cflags(CORE_PROGRAM)), check=True)
+    return obj
+
+
+def bpftool_tags(pinned: Path) -> dict[str, str]:
+    tags = {}
+    for prog in pinned.iterdir():
+        show = ["bpftool", "prog", "show", "pinned", str(prog), "--json"]
+        tags[prog.name] = json.loads(subprocess.run(show, capture_output=True).stdout)["tag"]
+    return tags
+
+
+def time_bpftool(obj: Path, tags: dict[str, str] | None = None) -> float:
+    pinned = Path(f"/sys/fs/bpf/bpfnb-bench-{os.getpid()}")
+    start = time.perf_counter()
+    subprocess.run(["bpftool", "prog", "loadall", str(obj), str(pinned)], check=True)
+    elapsed = time.perf_counter() - start
+    if tags is not None:
+        tags.update(bpftool_tags(pinned))
+    shutil.rmtree(pinned)
+    return elapsed
+
+
+def time_first_load(obj: Path) -> float:
+    out = subprocess.run([sys.executable, "-c", FIRST_LOAD, str(obj)], capture_output=True)
+    if out.returncode:
+        raise RuntimeError(out.stderr.decode())
+    return float(out.stdout)
+
+
+def time_load(obj: Path, tags: dict[str, str] | None = None) -> float:
+    start = time.perf_counter()
+    loaded = load(obj, pin=False)
+    elapsed = time.perf_counter() - start
+    if tags is not None:
+        tags.update({name: prog.tag for name, prog in loaded.programs.items()})
+    loaded.close()
+    return elapsed
+
+
+def core_load() -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        obj = compile_core_object(Path(tmp))
+        theirs: dict[str, str] = {}
+        ours: dict[str, str] = {}
+        time_bpftool(obj, theirs), time_load(obj, ours)  # warm caches; the same programs?
+        assert ours == theirs, f"bpftool loaded {theirs}, bpfnb {ours}"
+        relocations = sum(len(p.core_relocations) for p in bpfnb.elf.read(obj).programs.values())
+        bpftool = statistics.median(time_bpftool(obj) for _ in range(RUNS))
+        first = statistics.median(time_first_load(obj) for _ in range(RUNS))
+        again = statistics.median(time_load(obj) for _ in range(RUNS))
+    print(
+        f"loading a CO-RE object ({len(ours)} programs, {relocations} CO-RE relocations; "
+        f"median of {RUNS}; the same tags as libbpf's):"
+    )
+    print(f"  bpftool prog loadall (libbpf)         {bpftool * 1000:8.1f} ms   1.00x")
+    print(
+        f"  bpfnb.elf.load, first in a process    {first * 1000:8.1f} ms   {first / bpftool:.2f}x"
+    )
+    print(
+        f"  bpfnb.elf.load, kernel BTF parsed     {again * 1000:8.1f} ms   {again / bpftool:.2f}x"
+    )
+
+
+def counter_start() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         directory = Path(tmp)
         compile_object(directory)
@@ -121,6 +312,12 @@ def main() -> None:
     print(
         f"  clang + bpfnb.load_elf          {with_clang * 1000:8.1f} ms   {with_clang / bcc:.3f}x"
     )
+
+
+def main() -> None:
+    counter_start()
+    print()
+    core_load()
 
 
 if __name__ == "__main__":

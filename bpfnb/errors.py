@@ -23,6 +23,7 @@ __all__ = [
     "ElfError",
     "Interrupted",
     "KernelFeatureError",
+    "LoadError",
     "MapError",
     "MissingKeyError",
     "NoSuchMapError",
@@ -263,7 +264,22 @@ def _hint(log: str) -> str:
 
 
 class MapError(BpfError, ValueError):
-    """A key or value that does not fit the map's type, or an operation the map cannot do."""
+    """A key or value that does not fit the map's type, an operation the map cannot do, or a
+    map definition the kernel refuses (``errno`` is then the kernel's)."""
+
+    errno: int | None = None
+
+
+class LoadError(BpfError, OSError):
+    """The kernel refused a program without a verifier log (a program type, attach type or
+    flag it does not take); the message names the program, says why, and gives the errno."""
+
+    def __init__(self, program: str, errno: int, reason: str) -> None:
+        self.program = program
+        self.reason = reason
+        name = errno_module.errorcode.get(errno, str(errno))
+        super().__init__(f"program {program!r}: {reason} ({os.strerror(errno)}, {name})")
+        self.errno = errno
 
 
 class NoSuchMapError(MapError, KeyError):

@@ -29,14 +29,18 @@ from bpfnb.events.drops import DropCounter
 from bpfnb.events.perfbuf import DEFAULT_PAGES
 from bpfnb.frames import as_layout, format_value
 from bpfnb.link import (
+    IterLink,
     Link,
+    StructOps,
     attach_by_kind,
     attach_cgroup,
     attach_fentry,
+    attach_iter,
     attach_kprobe,
     attach_perf_event,
     attach_raw_tracepoint,
     attach_socket_filter,
+    attach_struct_ops,
     attach_tracepoint,
     attach_uprobe,
     attach_xdp,
@@ -129,6 +133,7 @@ class BpfObject(Closing):
         pins: Mapping[str, str] | None = None,
         spec: Any = None,
         warnings: list[Diagnostic] | None = None,
+        struct_ops: Mapping[str, StructOps] | None = None,
     ) -> None:
         self.name = name
         self.programs: dict[str, Program] = dict(programs)
@@ -142,6 +147,9 @@ class BpfObject(Closing):
         self.spec = spec
         #: What the compiler warned about the source (its diagnostics, in its line numbers).
         self.warnings: list[Diagnostic] = list(warnings or [])
+        #: struct_ops maps by name, ready to register (:meth:`attach_struct_ops`).
+        self.struct_ops: dict[str, StructOps] = dict(struct_ops or {})
+        self._registered: dict[str, Link] = {}
         #: The door's loader of programs not loaded yet (bcc's: ``obj.loader.bpf`` is bcc's
         #: own ``BPF`` object); None when everything is loaded (ELF objects).
         self.loader = loader
@@ -169,8 +177,10 @@ class BpfObject(Closing):
 
     @property
     def links(self) -> list[tuple[str, Link]]:
-        """Every attachment made through this object, as (program name, link)."""
-        return [(name, link) for name, prog in self.programs.items() for link in prog.links]
+        """Every attachment made through this object, as (program name, link); a registered
+        struct_ops map, as (map name, link)."""
+        links = [(name, link) for name, prog in self.programs.items() for link in prog.links]
+        return links + list(self._registered.items())
 
     def add_link(self, program: str | Program, link: Link) -> Link:
         """Record a link made for ``program`` elsewhere (e.g. with :mod:`bpfnb.link`), so that
@@ -268,14 +278,34 @@ class BpfObject(Closing):
                     if link is not None:
                         prog.links.append(link)
                         made.append(link)
+            for name in self.struct_ops:
+                if name not in self._registered:
+                    made.append(self.attach_struct_ops(name))
         except BaseException:
             for undone in reversed(made):
                 with contextlib.suppress(Exception):
                     undone.close()
             for prog in self.programs.values():
                 prog.links[:] = [x for x in prog.links if x not in made]
+            self._registered = {n: x for n, x in self._registered.items() if x not in made}
             raise
         return made
+
+    def attach_struct_ops(self, name: str) -> Link:
+        """Register the struct_ops map ``name`` (a TCP congestion control, ...) with the kernel;
+        closing the link, or the object, unregisters it."""
+        if self._closed:
+            raise BpfError(f"{self.name}: object is closed")
+        ops = self.struct_ops.get(name)
+        if ops is None:
+            known = ", ".join(self.struct_ops) or "none"
+            raise KeyError(f"{self.name} has no struct_ops map {name!r} (it has: {known})")
+        current = self._registered.get(name)
+        if current is not None and not current.closed:
+            raise AttachError(f"struct_ops {name} is registered already")
+        link = attach_struct_ops(ops)
+        self._registered[name] = link
+        return link
 
     def attach_tracepoint(self, prog: str | Program, tracepoint: str) -> Link:
         """Attach to tracepoint ``"category:name"`` (``"syscalls:sys_enter_openat"``)."""
@@ -331,6 +361,14 @@ class BpfObject(Closing):
         p = self._program(prog, ProgType.TRACING)
         kind = p.attach_kind or "fentry"
         return self._record(p, lambda: attach_fentry(p.fd, p.attach_target, kind))
+
+    def attach_iter(self, prog: str | Program) -> IterLink:
+        """Attach an iterator program (``SEC("iter/task")``); ``link.read()`` runs it once and
+        returns what it wrote."""
+        p = self._program(prog, ProgType.TRACING)
+        link = attach_iter(p.fd, p.attach_target)
+        self.add_link(p, link)
+        return link
 
     def attach_perf_event(
         self,

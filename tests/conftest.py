@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import platform
 import shutil
 import subprocess
 from pathlib import Path
@@ -18,6 +19,12 @@ FIXTURES = Path(__file__).parent / "fixtures"
 # line, not their sources: the directory is meant for one lane run.
 OBJECTS_DIR = os.environ.get("BPFNB_TEST_OBJECTS", "")
 PREBUILT_ONLY = os.environ.get("BPFNB_TEST_OBJECTS_PREBUILT") == "1"
+# Fixtures may include libbpf's headers (libbpf-dev); <linux/bpf.h> needs <asm/types.h>, which
+# Debian keeps in the multiarch directory.
+MULTIARCH_INCLUDE = Path("/usr/include") / f"{platform.machine()}-linux-gnu"
+# bpf_tracing.h reads pt_regs as the target architecture lays them out.
+TARGET_ARCH = {"x86_64": "x86", "aarch64": "arm64", "s390x": "s390", "ppc64le": "powerpc",
+               "riscv64": "riscv"}.get(platform.machine(), platform.machine())  # fmt: skip
 
 
 def need(condition: bool, reason: str) -> None:
@@ -41,7 +48,9 @@ def clang_build(tmp_path_factory: pytest.TempPathFactory):
     def build(name: str, *cflags: str) -> Path:
         source = FIXTURES / f"{name}.c"
         cmd = ["clang", "-O2", "-g", "-target", "bpf", "-c", str(source)]
-        cmd += ["-I", str(FIXTURES), *cflags]
+        cmd += ["-I", str(FIXTURES), f"-D__TARGET_ARCH_{TARGET_ARCH}", *cflags]
+        if MULTIARCH_INCLUDE.is_dir():
+            cmd += ["-idirafter", str(MULTIARCH_INCLUDE)]
         digest = hashlib.sha256("\0".join(cmd).encode()).hexdigest()[:12]
         obj = out_dir / f"{name}-{digest}.o"
         if obj.exists():
@@ -50,7 +59,9 @@ def clang_build(tmp_path_factory: pytest.TempPathFactory):
             pytest.fail(f"{obj.name} was not built before this run ({' '.join(cmd)})")
         need(shutil.which("clang") is not None, "clang is not installed")
         tmp = obj.with_suffix(f".{os.getpid()}.tmp")
-        subprocess.run([*cmd, "-o", str(tmp)], check=True, capture_output=True, text=True)
+        done = subprocess.run([*cmd, "-o", str(tmp)], capture_output=True, text=True)
+        if done.returncode:
+            raise RuntimeError(f"{' '.join(cmd)} failed:\n{done.stderr}")
         tmp.replace(obj)
         return obj
 

@@ -13,10 +13,10 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass
 
-from bpfnb.elf.btf import Btf, BtfType, CoreRelocation, Member
+from bpfnb.elf.btf import Btf, BtfType, CoreRelocation, Member, essential_name
 from bpfnb.errors import ElfError
 
-__all__ = ["KINDS", "CoreError", "apply_core_relocations", "resolve"]
+__all__ = ["KINDS", "CoreError", "apply_core_relocations", "resolve", "types_are_compat"]
 
 # ``enum bpf_core_relo_kind``
 KINDS = (
@@ -51,12 +51,6 @@ class _Field:
     bit_offset: int
     type: BtfType  # modifiers skipped
     bitfield_size: int
-
-
-def _essential_name(name: str) -> str:
-    # "task_struct___v2" names a flavor of task_struct.
-    cut = name.find("___")
-    return name[:cut] if cut > 0 else name
 
 
 def _field(btf: Btf, root_id: int, path: list[int | str], by_name: bool) -> _Field | None:
@@ -160,18 +154,81 @@ def _field_value(btf: Btf, found: _Field, kind: int) -> int:
     return 64 - bit_size  # kind 5
 
 
-def _candidates(local: Btf, local_type: BtfType, target: Btf) -> list[int]:
-    name = _essential_name(local_type.name)
-    kinds = [local_type.kind]
-    if local_type.kind in ("ENUM", "ENUM64"):
-        kinds = ["ENUM", "ENUM64"]
-    ids = [target.find_id(name, kind) for kind in kinds]
-    return [i for i in ids if i]
+_ENUMS = ("ENUM", "ENUM64")
+# Kinds whose compatibility ends at the kind (libbpf's bpf_core_types_are_compat).
+_COMPAT_BY_KIND = ("VOID", "STRUCT", "UNION", "ENUM", "ENUM64", "FWD")
+
+
+def _kinds_compat(a: BtfType, b: BtfType) -> bool:
+    return a.kind == b.kind or (a.kind in _ENUMS and b.kind in _ENUMS)
+
+
+def types_are_compat(
+    local: Btf, local_id: int, target: Btf, target_id: int, level: int = 32
+) -> bool:
+    """Whether two types are compatible as CO-RE and ``__ksym`` externs need: the same kind
+    through pointers, arrays and function prototypes (parameters one by one, then the return
+    type); structs, unions, enums and forward declarations by kind alone; integers unless they
+    are old-style bitfields. Typedefs and qualifiers are skipped. Names are not compared: the
+    caller found the target by name."""
+    if not _kinds_compat(local.type(local_id), target.type(target_id)):
+        return False
+    for _ in range(32):
+        a, b = local.skip_modifiers(local_id), target.skip_modifiers(target_id)
+        if not _kinds_compat(a, b):
+            return False
+        if a.kind in _COMPAT_BY_KIND:
+            return True
+        if a.kind == "INT":
+            return a.int_offset == 0 and b.int_offset == 0
+        if a.kind in ("PTR", "ARRAY"):
+            local_id, target_id = a.type_id, b.type_id
+            continue
+        if a.kind != "FUNC_PROTO" or len(a.members) != len(b.members):
+            return False
+        for pa, pb in zip(a.members, b.members):
+            if level <= 0 or not types_are_compat(
+                local, local.skip_modifiers(pa.type_id).id,
+                target, target.skip_modifiers(pb.type_id).id, level - 1,
+            ):  # fmt: skip
+                return False
+        local_id, target_id = a.type_id, b.type_id
+    return False
+
+
+def _candidates(local_type: BtfType, target: Btf) -> list[BtfType]:
+    # Target types of the same essential name (flavors on either side are ignored) and a
+    # compatible kind, as libbpf collects them.
+    if not local_type.name:
+        return []
+    found = target.ids_with_essential_name(essential_name(local_type.name))
+    return [t for t in map(target.type, found) if _kinds_compat(local_type, t)]
+
+
+def _agree(
+    relo: CoreRelocation, results: list[tuple[int, int]], local_value: int, missing: int | None
+) -> tuple[int, int] | None:
+    # Every matching candidate must give the same value; none matching gives ``missing``.
+    if not results:
+        return None if missing is None else (local_value, missing)
+    values = {value for _, value in results}
+    if len(values) > 1:
+        raise CoreError(
+            f"CO-RE relocation ({KINDS[relo.kind]}, access {relo.access!r}) is ambiguous: the "
+            f"kernel has several matching types giving {sorted(values)}",
+            ".BTF.ext",
+            relo.record,
+        )
+    return results[0]
 
 
 def resolve(relo: CoreRelocation, local: Btf, target: Btf) -> tuple[int, int] | None:
     """(local value, kernel value) of one relocation; None when the kernel lacks the field,
-    type or enumerator (and the relocation is not an existence check)."""
+    type or enumerator (and the relocation is not an existence check).
+
+    Every kernel type of the same essential name and kind is a candidate; those that match
+    must agree on the value, or the relocation is ambiguous (a :class:`CoreError`).
+    """
     try:
         indexes = [int(part) for part in relo.access.split(":")]
     except ValueError:
@@ -182,24 +239,28 @@ def resolve(relo: CoreRelocation, local: Btf, target: Btf) -> tuple[int, int] | 
     kind = relo.kind
     if kind == 6:
         return relo.type_id, relo.type_id
-    candidates = _candidates(local, local_type, target) if local_type.name else []
+    # Candidates are found by the root type's own name, a typedef's included.
+    candidates = _candidates(local.type(relo.type_id), target)
     if kind in _TYPE_KINDS or kind == 12:
         local_value = {7: relo.type_id, 8: 1, 9: local.size_of(relo.type_id), 12: 1}[kind]
-        if not candidates:
-            return (local_value, 0) if kind in (8, 12) else None
-        target_id = candidates[0]
-        value = {7: target_id, 8: 1, 9: target.size_of(target_id), 12: 1}[kind]
-        return local_value, value
+        results = [
+            (local_value, {7: t.id, 8: 1, 9: target.size_of(t.id), 12: 1}[kind])
+            for t in candidates
+            if types_are_compat(local, relo.type_id, target, t.id)
+        ]
+        return _agree(relo, results, local_value, 0 if kind in (8, 12) else None)
     if kind in _ENUM_KINDS:
-        if local_type.kind not in ("ENUM", "ENUM64") or indexes[0] >= len(local_type.members):
+        if local_type.kind not in _ENUMS or indexes[0] >= len(local_type.members):
             raise CoreError(f"enum relocation on {local_type.kind}", ".BTF.ext", relo.record)
         enumerator = local_type.members[indexes[0]]
         local_value = 1 if kind == 10 else enumerator.value
-        for target_id in candidates:
-            for m in target.type(target_id).members:
-                if m.name == enumerator.name:
-                    return local_value, 1 if kind == 10 else m.value
-        return (local_value, 0) if kind == 10 else None
+        results = [
+            (local_value, 1 if kind == 10 else m.value)
+            for t in candidates
+            for m in target.skip_modifiers(t.id).members
+            if m.name == enumerator.name
+        ]
+        return _agree(relo, results, local_value, 0 if kind == 10 else None)
     if kind not in _FIELD_KINDS:
         raise CoreError(f"unknown CO-RE relocation kind {kind}", ".BTF.ext", relo.record)
     local_field = _field(local, relo.type_id, list(indexes), by_name=False)
@@ -209,11 +270,12 @@ def resolve(relo: CoreRelocation, local: Btf, target: Btf) -> tuple[int, int] | 
             f"access {relo.access!r} does not fit {local_type.name!r}", ".BTF.ext", relo.record
         )
     local_value = _field_value(local, local_field, kind)
-    for target_id in candidates:
-        found = _field(target, target_id, path, by_name=True)
+    results = []
+    for t in candidates:
+        found = _field(target, t.id, path, by_name=True)
         if found is not None:
-            return local_value, _field_value(target, found, kind)
-    return (local_value, 0) if kind == 2 else None
+            results.append((local_value, _field_value(target, found, kind)))
+    return _agree(relo, results, local_value, 0 if kind == 2 else None)
 
 
 def apply_core_relocations(

@@ -11,17 +11,19 @@ import io
 import os
 import struct
 import sys
+import warnings
 from bisect import bisect_right
 from dataclasses import dataclass
 from typing import Any
 
 from bpfnb.elf import btf as btf_module
 from bpfnb.elf import kconfig as kconfig_module
-from bpfnb.elf.btf import Btf, BtfExt, CoreRelocation, FuncInfo, LineInfo
+from bpfnb.elf.btf import Btf, BtfExt, BtfType, CoreRelocation, FuncInfo, LineInfo
 from bpfnb.elf.relocate import Function, Link, Symbol, link
 from bpfnb.elf.sections import UNKNOWN_SECTION, lookup
 from bpfnb.elf.spec import (
     MAX_DATA_SIZE,
+    Extern,
     MapSpec,
     ObjectSpec,
     ProgramSpec,
@@ -29,16 +31,21 @@ from bpfnb.elf.spec import (
     Variable,
 )
 from bpfnb.errors import ElfError
+from bpfnb.link import BPF_F_LINK
 from bpfnb.sys.constants import MapType
 
 __all__ = ["read"]
 
-EM_BPF = 247
+EM_BPF, EM_NONE = 247, 0
 SHF_EXECINSTR = 0x4
 SHF_COMPRESSED = 0x800
 STT_OBJECT, STT_FUNC, STT_SECTION = 1, 2, 3
 STB_LOCAL, STB_WEAK = 0, 2
+STV_INTERNAL, STV_HIDDEN = 1, 2
 BTF_VAR_GLOBAL_ALLOCATED = 1
+BTF_EXTERN = 2  # the linkage of an extern VAR or FUNC
+KSYMS = ".ksyms"
+STRUCT_OPS, STRUCT_OPS_LINK = ".struct_ops", ".struct_ops.link"
 STATIC_MAPS = (
     "static maps are not supported, as libbpf does not support them: declare the map without "
     "'static'"
@@ -114,20 +121,25 @@ class _Reader:
         self.map_at: dict[tuple[int, int], str] = {}  # (section, offset) → map name
         self.variables: dict[str, Variable] = {}
         self.kconfig: dict[str, tuple[int, int, int]] = {}  # extern → (offset, size, type id)
+        self.externs: dict[str, Extern] = {}  # __ksym externs
+        self.machine_warning = ""  # set when an old object's e_machine is 0
 
     # -- ELF structure ---------------------------------------------------------------------------
 
     def read(self) -> ObjectSpec:
         self._elf_header()
         self._section_headers()
+        self._check_machine()
         self._symbols()
         self._btf()
+        self._externs()
         license_ = self._license()
         version = self._version()
         self._relocations()
         self._legacy_maps()
         self._btf_maps()
         self._data_maps()
+        self._struct_ops_maps()
         self._kconfig_map()
         programs = self._programs(license_, version)
         for section in self.sections:
@@ -160,7 +172,49 @@ class _Reader:
                 for sym in self.symbols
                 if sym.section == SHN_UNDEF and sym.name in self.kconfig
             },
+            externs=self.externs,
+            hidden_functions=self._hidden_functions(),
         )
+
+    def _hidden_functions(self) -> list[str]:
+        # libbpf marks a global subprogram static in BTF when its visibility is hidden or
+        # internal (__hidden, as in usdt.bpf.h): the verifier then checks it in each caller's
+        # context instead of on its own, where it knows nothing of its arguments.
+        text = {s.index for s in self.sections if s.name == ".text"}
+        return [
+            sym.name
+            for sym in self.symbols
+            if sym.section in text
+            and sym.type == STT_FUNC
+            and sym.bind != STB_LOCAL
+            and sym.visibility in (STV_INTERNAL, STV_HIDDEN)
+        ]
+
+    def _externs(self) -> None:
+        # __ksym externs: kfuncs and kernel variables, described in the .ksyms DATASEC.
+        btf = self.btf
+        undefined = {
+            sym.name: sym
+            for sym in self.symbols
+            if sym.section == SHN_UNDEF and sym.name and sym.bind != STB_LOCAL
+        }
+        if btf is None or not undefined:
+            return
+        datasec = btf.find(KSYMS, "DATASEC")
+        for entry in datasec.members if datasec is not None else ():
+            t = btf.type(entry.type_id)
+            sym = undefined.get(t.name)
+            if t.kind not in ("VAR", "FUNC") or sym is None:
+                continue
+            if t.linkage != BTF_EXTERN:
+                raise ElfError(
+                    f"__ksym {t.name!r} is defined here: a __ksym must be an extern",
+                    ".BTF",
+                    btf.offset_of(t.id),
+                )
+            type_id = btf.skip_modifiers(t.type_id).id
+            weak = sym.bind == STB_WEAK
+            self.externs[t.name] = Extern(t.name, t.kind == "FUNC", weak, t.id, type_id)
 
     def _section_sizes(self) -> dict[str, int]:
         sizes = {s.name: s.size for s in self.sections if not s.executable}
@@ -206,7 +260,8 @@ class _Reader:
             )
         self.endian = "<" if sys.byteorder == "little" else ">"
         e_type, e_machine = struct.unpack_from(self.endian + "HH", data, 16)
-        if e_machine != EM_BPF:
+        self.machine = e_machine
+        if e_machine not in (EM_BPF, EM_NONE):
             raise ElfError(
                 f"not a BPF object (e_machine {e_machine}, expected EM_BPF=247)", "ELF header", 18
             )
@@ -233,6 +288,24 @@ class _Reader:
             self.elf = ELFFile(io.BytesIO(data))
         except Exception as err:  # pyelftools raises many kinds; all mean "malformed"
             raise ElfError(f"unreadable ELF header: {err}", "ELF header", 0) from None
+
+    def _check_machine(self) -> None:
+        # Objects from LLVM before 3.9 (gobpf's prebuilt test objects) say e_machine 0
+        # (EM_NONE). They are read as BPF when a code section has a BPF program's name.
+        if self.machine == EM_BPF:
+            return
+        named = [s.name for s in self.sections if s.executable and lookup(s.name.removeprefix("?"))]
+        if not named:
+            raise ElfError(
+                "not a BPF object (e_machine 0, and no code section has a BPF program's name)",
+                "ELF header",
+                18,
+            )
+        warnings.warn(
+            f"{self.path}: e_machine is 0, not EM_BPF (247), as old LLVM wrote BPF objects; read "
+            f"as BPF because of its program sections ({', '.join(named[:3])})",
+            stacklevel=4,
+        )
 
     def _section_headers(self) -> None:
         for index in range(self.shnum):
@@ -298,7 +371,7 @@ class _Reader:
             raise ElfError("symbol names are not in a string table", symtab.name, 0)
         self.roles[strtab.index] = "strings"
         fmt = self.endian + "IBBHQQ"
-        for i, (name_off, info, _other, shndx, value, size) in enumerate(
+        for i, (name_off, info, other, shndx, value, size) in enumerate(
             struct.iter_unpack(fmt, symtab.contents())
         ):
             name = self._string(strtab, name_off, symtab.name) if name_off else ""
@@ -308,7 +381,9 @@ class _Reader:
                 )
             if not name and info & 0xF == STT_SECTION and shndx < len(self.sections):
                 name = self.sections[shndx].name
-            self.symbols.append(Symbol(i, name, info & 0xF, info >> 4, shndx, value, size))
+            self.symbols.append(
+                Symbol(i, name, info & 0xF, info >> 4, shndx, value, size, other & 3)
+            )
 
     def _symbols_in(self, section: int, *types: int) -> list[Symbol]:
         if self.by_section is None:
@@ -600,8 +675,8 @@ class _Reader:
                 ):
                     inner_name = f"{name}.inner"
                     spec.inner = self._btf_map_def(inner_name, pointer.type_id, depth + 1, offset)
-                    spec.value_size = 4
-                # for a program array, the values are programs: nothing to lay out
+                # A map-in-map holds map fds, a program array program fds: 4 bytes each.
+                spec.value_size = 4
             else:
                 raise ElfError(f"map {name!r}: unknown field {member.name!r}", *where)
         if spec.type in (MapType.ARRAY_OF_MAPS, MapType.HASH_OF_MAPS) and spec.inner is None:
@@ -639,6 +714,80 @@ class _Reader:
             )  # fmt: skip
             self._add_map(spec, section.index, 0)
             self._variables(section)
+
+    def _struct_ops_maps(self) -> None:
+        # SEC(".struct_ops") / SEC(".struct_ops.link") variables: one struct_ops map each, its
+        # function pointers relocated against the programs that implement them.
+        for section in self.sections:
+            name = section.name.removeprefix("?")
+            if name not in (STRUCT_OPS, STRUCT_OPS_LINK) or section.executable:
+                continue
+            self.roles[section.index] = "struct_ops maps"
+            btf = self.btf
+            if btf is None:
+                raise ElfError("struct_ops maps need the object's BTF: compile with clang -g", name)
+            datasec = btf.find(section.name, "DATASEC")
+            if datasec is None:
+                raise ElfError("no BTF DATASEC describes the struct_ops maps", section.name, 0)
+            symbols = {s.name: s for s in self._symbols_in(section.index, STT_OBJECT)}
+            links = self.links.get(section.index, {})
+            for entry in datasec.members:
+                var = btf.type(entry.type_id)
+                sym = symbols.get(var.name)
+                t = btf.skip_modifiers(var.type_id)
+                if var.kind != "VAR" or sym is None:
+                    raise ElfError(f"struct_ops {var.name!r} has no symbol", section.name, 0)
+                if t.kind != "STRUCT" or not t.name:
+                    raise ElfError(
+                        f"struct_ops {var.name!r} is not a named struct", section.name, sym.value
+                    )
+                if sym.value + t.size > section.size:
+                    raise ElfError(
+                        f"struct_ops {var.name!r} runs past its section", section.name, sym.value
+                    )
+                spec = MapSpec(
+                    var.name, MapType.STRUCT_OPS, 4, t.size, 1,
+                    BPF_F_LINK if name == STRUCT_OPS_LINK else 0, section.name,
+                    layout="struct_ops", btf=btf, value_type_id=t.id,
+                    data=section.contents()[sym.value : sym.value + t.size],
+                )  # fmt: skip
+                for offset, reloc in links.items():
+                    if sym.value <= offset < sym.value + t.size:
+                        member = self._struct_ops_member(t, offset - sym.value, var.name)
+                        spec.struct_ops[member] = self._function_at(reloc, section, offset)
+                self._add_map(spec, section.index, sym.value)
+
+    def _struct_ops_member(self, t: BtfType, offset: int, name: str) -> int:
+        # The index of the function-pointer member at byte ``offset``.
+        assert self.btf is not None
+        for index, member in enumerate(t.members):
+            if member.offset == offset * 8:
+                target = self.btf.skip_modifiers(member.type_id)
+                if target.kind == "PTR" and self.btf.kind_of(target.type_id) == "FUNC_PROTO":
+                    return index
+                raise ElfError(
+                    f"struct_ops {name!r}: member {member.name!r} is not a function pointer",
+                    STRUCT_OPS,
+                    offset,
+                )
+        raise ElfError(f"struct_ops {name!r}: no member at offset {offset}", STRUCT_OPS, offset)
+
+    def _function_at(self, reloc: Link, section: _Section, offset: int) -> str:
+        # The program a relocation points at: its function symbol, or the function that starts
+        # where a section symbol (plus the addend in the data) points.
+        if reloc.kind != "code":
+            raise ElfError(
+                f"struct_ops slot refers to {reloc.symbol.name!r}, not a program",
+                section.name,
+                offset,
+            )
+        if reloc.symbol.type == STT_FUNC:
+            return reloc.symbol.name
+        addend = struct.unpack_from(self.endian + "q", section.data, offset)[0]
+        for sym in self._symbols_in(reloc.section, STT_FUNC):
+            if sym.value == reloc.offset + addend:
+                return sym.name
+        raise ElfError("struct_ops slot points at no function", section.name, offset)
 
     def _variables(self, section: _Section) -> None:
         types: dict[str, int] = {}
@@ -765,7 +914,9 @@ class _Reader:
             section = self.sections[index]
             if section.name == ".text":
                 continue
-            kind = lookup(section.name)
+            # libbpf: "?" before a section name turns the program's autoload off.
+            name = section.name.removeprefix("?")
+            kind = lookup(name)
             if kind is None:
                 raise ElfError(UNKNOWN_SECTION, section.name, 0)
             for fn in fns:
@@ -776,7 +927,7 @@ class _Reader:
                     )
                 programs[fn.name] = ProgramSpec(
                     name=fn.name,
-                    section=section.name,
+                    section=name,
                     type=kind.prog_type,
                     expected_attach_type=kind.expected_attach_type,
                     attach_kind=kind.attach_kind,
@@ -790,6 +941,10 @@ class _Reader:
                     functions=code.functions,
                     btf=self.btf,
                     core_relocations=code.core_relocations,
+                    externs=code.externs,
+                    prog_flags=kind.prog_flags,
+                    attach_btf=kind.attach_btf,
+                    autoload=name == section.name,
                 )
         return programs
 

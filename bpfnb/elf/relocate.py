@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from bpfnb.elf.btf import CoreRelocation, FuncInfo, LineInfo
-from bpfnb.elf.spec import ProgramSpec, Reference
+from bpfnb.elf.spec import ExternReference, ProgramSpec, Reference
 from bpfnb.errors import ElfError
 
 __all__ = [
@@ -46,6 +46,7 @@ class Symbol:
     section: int  # st_shndx
     value: int
     size: int
+    visibility: int = 0  # STV_* (st_other & 3)
 
 
 @dataclass(frozen=True)
@@ -53,7 +54,7 @@ class Link:
     """A relocation against one instruction: the symbol and what it resolves to.
 
     ``target`` is ``("map", name)``, ``("data", map name, section offset)``,
-    ``("code", section index)`` or ``("extern", "")``.
+    ``("code", section index)`` or ``("extern", symbol name)``.
     """
 
     symbol: Symbol
@@ -84,6 +85,7 @@ class LinkedCode:
     line_info: list[LineInfo]
     functions: dict[int, str]
     core_relocations: list[CoreRelocation] = field(default_factory=list)
+    externs: list[ExternReference] = field(default_factory=list)
 
 
 def link(
@@ -102,6 +104,7 @@ def link(
     base: dict[tuple[int, int], int] = {(entry.section, entry.start): 0}
     out = bytearray(entry.code[entry.start * 8 : (entry.start + entry.count) * 8])
     references: list[Reference] = []
+    externs: list[ExternReference] = []
     i = 0
     while i < len(order):
         fn = order[i]
@@ -135,21 +138,21 @@ def link(
                         out[at + 1] = (regs & 0x0F) | (PSEUDO_FUNC << 4)
                         struct.pack_into(endian + "i", out, at + 4, new - pc - 1)
                     else:
-                        raise ElfError(
-                            f"64-bit load of extern {reloc.symbol.name!r}: only __kconfig externs "
-                            "are supported, and they need the object's BTF (compile with clang -g)",
-                            *where,
-                        )
+                        # The address of a __ksym extern: filled in when the object loads.
+                        externs.append(ExternReference(pc, reloc.target, call=False))
                 k += 2
                 continue
             if opcode == OP_CALL and src == PSEUDO_CALL:
                 imm = struct.unpack_from(endian + "i", out, at + 4)[0]
+                if reloc is not None and reloc.kind == "extern":
+                    # A kfunc: the call gets its kernel BTF id when the object loads.
+                    externs.append(ExternReference(pc, reloc.target, call=True))
+                    k += 1
+                    continue
                 if reloc is not None:
                     if reloc.kind != "code":
                         raise ElfError(
-                            f"call to {reloc.symbol.name!r}: extern functions (kfuncs) are not "
-                            "supported",
-                            *where,
+                            f"call to {reloc.symbol.name!r}, which is not a function", *where
                         )
                     section, target = reloc.section, reloc.offset // 8 + imm + 1
                 else:
@@ -184,7 +187,7 @@ def link(
         ]
     funcs.sort(key=lambda r: r.insn)
     lines.sort(key=lambda r: r.insn)
-    return LinkedCode(bytes(out), references, funcs, lines, names, cores)
+    return LinkedCode(bytes(out), references, funcs, lines, names, cores, externs)
 
 
 def _place(

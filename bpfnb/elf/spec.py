@@ -10,12 +10,15 @@ from dataclasses import dataclass, field
 from bpfnb.elf.asm import Disassembly, disassemble_bytes
 from bpfnb.elf.btf import Btf, CoreRelocation, FuncInfo, LineInfo
 from bpfnb.elf.btf_layout import data_layout, layout_for
+from bpfnb.elf.sections import btf_target
 from bpfnb.elf.variables import Variable, encode_value
 from bpfnb.frames import Layout
 from bpfnb.sys.constants import MapType, ProgType
 
 __all__ = [
     "Constants",
+    "Extern",
+    "ExternReference",
     "MapSpec",
     "ObjectSpec",
     "ProgramSpec",
@@ -46,6 +49,36 @@ class Reference:
     offset: int = 0
 
 
+@dataclass(frozen=True)
+class ExternReference:
+    """An instruction that uses a ``__ksym`` extern: a call of a kfunc (``call``), or a 64-bit
+    load of its address (``&sym``, a variable or ``bpf_ksym_exists()``)."""
+
+    insn: int
+    name: str
+    call: bool
+
+
+@dataclass(frozen=True)
+class Extern:
+    """A ``__ksym`` extern, resolved against the kernel when the object loads.
+
+    ``btf_id`` is its VAR or FUNC in the object's BTF (0 when the object has no BTF); ``type_id``
+    is the variable's type (modifiers skipped; 0 for a typeless ``const void`` symbol, found in
+    ``/proc/kallsyms``) or the function's FUNC_PROTO. An absent ``weak`` extern is 0.
+    """
+
+    name: str
+    func: bool
+    weak: bool
+    btf_id: int = 0
+    type_id: int = 0
+
+    @property
+    def typeless(self) -> bool:
+        return not self.func and not self.type_id
+
+
 @dataclass
 class MapSpec:
     """A map to create: what ``bpf_map_def``, a ``.maps`` definition or a data section says."""
@@ -61,12 +94,14 @@ class MapSpec:
     # libbpf ``.maps``: LIBBPF_PIN_NONE=0, LIBBPF_PIN_BY_NAME=1. ``layout`` says which.
     pinning: int = 0
     namespace: str = ""
-    layout: str = ""  # "gobpf", "samples", "btf" or "data"
+    layout: str = ""  # "gobpf", "samples", "btf", "data" or "struct_ops"
     numa_node: int = 0
     map_extra: int = 0
     inner: MapSpec | None = None
-    # map-in-map: slot → name of the map that fills it at load.
+    # map-in-map: slot → name of the map that fills it at load; program array: of the program.
     initial_slots: dict[int, str] = field(default_factory=dict)
+    # struct_ops: the member index of each function slot → the program that fills it.
+    struct_ops: dict[int, str] = field(default_factory=dict)
     # Global data: the initial value (None for .bss: zeros), and whether it is frozen.
     data: bytes | None = None
     readonly: bool = False
@@ -135,6 +170,18 @@ class ProgramSpec:
     btf: Btf | None = field(default=None, repr=False)
     # CO-RE: values to recompute against the kernel's BTF at load time.
     core_relocations: list[CoreRelocation] = field(default_factory=list)
+    # Uses of __ksym externs (kfunc calls, kernel variables), patched at load time.
+    externs: list[ExternReference] = field(default_factory=list)
+    # BPF_PROG_LOAD flags from the section name (sleepable, XDP frags).
+    prog_flags: int = 0
+    # Whether the load names the kernel target by BTF id (fentry, tp_btf, lsm, iter...).
+    attach_btf: bool = False
+    #: Whether :func:`bpfnb.elf.load` loads it (libbpf's autoload; off for ``SEC("?...")``).
+    autoload: bool = True
+
+    def btf_target(self) -> tuple[str, str]:
+        """The kernel BTF (name, kind) this program's load names, for ``attach_btf`` sections."""
+        return btf_target(self.expected_attach_type, self.attach_target)
 
     @property
     def type_name(self) -> str:
@@ -241,6 +288,11 @@ class ObjectSpec:
     symbol_offsets: dict[str, int] = field(default_factory=dict, repr=False)
     # ``__kconfig`` externs, and whether each is ``__weak`` (zero when the kernel lacks it).
     kconfig_weak: dict[str, bool] = field(default_factory=dict, repr=False)
+    # ``__ksym`` externs by name: kfuncs and kernel variables.
+    externs: dict[str, Extern] = field(default_factory=dict, repr=False)
+    # Global subprograms with hidden visibility (``__hidden``): their BTF FUNC is made static
+    # before load, as libbpf does, so that the verifier checks them in their callers' context.
+    hidden_functions: list[str] = field(default_factory=list, repr=False)
 
     @property
     def constants(self) -> Constants:

@@ -8,6 +8,7 @@ An ELF section such as ``tracepoint/syscalls/sys_enter_openat`` and a bcc functi
 - ``kprobe``/``kretprobe`` (``func[+offset]``), ``ksyscall``/``kretsyscall`` (a syscall name)
 - ``uprobe``/``uretprobe`` (``path:symbol[+off]`` or ``path:0xoffset``)
 - ``fentry``, ``fexit``, ``fmod_ret``, ``tp_btf``, ``lsm`` (the target was named at load)
+- ``iter`` (an iterator, named at load: read it with ``link.read()``)
 
 Every other kind (socket filters, XDP, cgroup programs, perf events, a bare ``uprobe``) waits
 for an explicit attach call, as its target is not in its name.
@@ -15,16 +16,15 @@ for an explicit attach call, as its target is not in its name.
 
 from __future__ import annotations
 
-import functools
-import platform
-
 from bpfnb.errors import AttachError
 from bpfnb.link.fdlink import FdLink
 from bpfnb.link.fentry import attach_fentry
+from bpfnb.link.iter import attach_iter
 from bpfnb.link.kprobe import attach_kprobe
 from bpfnb.link.raw_tracepoint import attach_raw_tracepoint
 from bpfnb.link.tracepoint import attach_tracepoint
 from bpfnb.link.uprobe import attach_uprobe
+from bpfnb.sys import features, kallsyms
 
 __all__ = ["AUTO_KINDS", "TRACING_KINDS", "attach_by_kind", "syscall_function"]
 
@@ -38,18 +38,9 @@ AUTO_KINDS = (
     "kretsyscall",
     "uprobe",
     "uretprobe",
+    "iter",
     *TRACING_KINDS,
 )
-_SYSCALL_PREFIX = {"x86_64": "__x64_sys_", "aarch64": "__arm64_sys_", "s390x": "__s390x_sys_"}
-
-
-@functools.cache
-def _kernel_function_names() -> frozenset[str]:
-    try:
-        with open("/proc/kallsyms") as f:
-            return frozenset(line.split()[2] for line in f if line.count(" ") >= 2)
-    except OSError:
-        return frozenset()
 
 
 def syscall_function(name: str) -> str:
@@ -59,9 +50,12 @@ def syscall_function(name: str) -> str:
     older ones, and architectures without wrappers, through ``sys_<name>``.
     """
     name = name.removeprefix("sys_")
-    prefixed = _SYSCALL_PREFIX.get(platform.machine(), "sys_") + name
-    known = _kernel_function_names()
-    if known and prefixed not in known and f"sys_{name}" in known:
+    prefixed = (features.syscall_wrapper_prefix() or "sys_") + name
+    try:
+        known = kallsyms.lookup([prefixed, f"sys_{name}"])
+    except OSError:
+        return prefixed
+    if prefixed not in known and f"sys_{name}" in known:
         return f"sys_{name}"
     return prefixed
 
@@ -85,6 +79,8 @@ def attach_by_kind(prog_fd: int, kind: str, target: str) -> FdLink | None:
     (or names no target)."""
     if kind not in AUTO_KINDS or (not target and kind not in TRACING_KINDS):
         return None
+    if kind == "iter":
+        return attach_iter(prog_fd, target)
     if kind == "tracepoint":
         return attach_tracepoint(prog_fd, target)
     if kind == "raw_tracepoint":

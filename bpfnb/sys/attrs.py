@@ -9,9 +9,11 @@ from __future__ import annotations
 import ctypes as ct
 
 __all__ = [
+    "BtfInfo",
     "BtfLoadAttr",
     "GetIdAttr",
     "InfoByFdAttr",
+    "IterCreateAttr",
     "LinkCreateAttr",
     "MapBatchAttr",
     "MapCreateAttr",
@@ -202,3 +204,22 @@ class MapInfo(ct.Structure):
         ("btf_key_type_id", u32),
         ("btf_value_type_id", u32),
     ]
+
+
+class BtfInfo(ct.Structure):
+    """``struct bpf_btf_info``."""
+
+    _fields_ = [
+        ("btf", u64),
+        ("btf_size", u32),
+        ("id", u32),
+        ("name", u64),
+        ("name_len", u32),
+        ("kernel_btf", u32),
+    ]
+
+
+class IterCreateAttr(ct.Structure):
+    """BPF_ITER_CREATE."""
+
+    _fields_ = [("link_fd", u32), ("flags", u32)]

@@ -14,9 +14,11 @@ from typing import Any
 from bpfnb.errors import PrivilegeError, VerifierError
 from bpfnb.sys import caps
 from bpfnb.sys.attrs import (
+    BtfInfo,
     BtfLoadAttr,
     GetIdAttr,
     InfoByFdAttr,
+    IterCreateAttr,
     LinkCreateAttr,
     MapBatchAttr,
     MapCreateAttr,
@@ -34,7 +36,11 @@ from bpfnb.sys.syscall import bpf
 
 __all__ = [
     "BatchResult",
+    "btf_get_fd_by_id",
+    "btf_ids",
+    "btf_info",
     "btf_load",
+    "iter_create",
     "link_create",
     "map_create",
     "map_delete",
@@ -110,8 +116,10 @@ def map_create(
     btf_key_type_id: int = 0,
     btf_value_type_id: int = 0,
     map_extra: int = 0,
+    btf_vmlinux_value_type_id: int = 0,
 ) -> FD:
-    """Create a map (BPF_MAP_CREATE) and return its fd."""
+    """Create a map (BPF_MAP_CREATE) and return its fd; a struct_ops map names its kernel value
+    type in ``btf_vmlinux_value_type_id``."""
     attr = MapCreateAttr(
         map_type=map_type,
         key_size=key_size,
@@ -123,6 +131,7 @@ def map_create(
         btf_fd=btf_fd,
         btf_key_type_id=btf_key_type_id,
         btf_value_type_id=btf_value_type_id,
+        btf_vmlinux_value_type_id=btf_vmlinux_value_type_id,
         map_extra=map_extra,
     )
     return _fd(Cmd.MAP_CREATE, attr, f"creating map {name!r}")
@@ -275,12 +284,15 @@ def prog_load(
     func_info_rec_size: int = 0,
     line_info: bytes = b"",
     line_info_rec_size: int = 0,
+    fd_array: list[int] | None = None,
 ) -> FD:
     """Load a program (BPF_PROG_LOAD); a rejection raises ``VerifierError`` with the log.
 
+    ``fd_array`` holds the fds that kfunc calls into modules name by index (their ``off``).
     The first attempt runs without a log, as that is faster; only a failure is retried with one.
     """
     insn_buf = ct.create_string_buffer(insns, len(insns))
+    fds = (ct.c_int32 * len(fd_array))(*fd_array) if fd_array else None
     license_buf = ct.create_string_buffer(license.encode())
     func_buf = ct.create_string_buffer(func_info, len(func_info)) if func_info else None
     line_buf = ct.create_string_buffer(line_info, len(line_info)) if line_info else None
@@ -301,6 +313,8 @@ def prog_load(
         attr.func_info = ct.addressof(func_buf)
         attr.func_info_rec_size = func_info_rec_size
         attr.func_info_cnt = len(func_info) // func_info_rec_size
+    if fds is not None:
+        attr.fd_array = ct.addressof(fds)
     if line_buf is not None:
         attr.line_info = ct.addressof(line_buf)
         attr.line_info_rec_size = line_info_rec_size
@@ -406,6 +420,40 @@ def obj_get(path: str, flags: int = 0) -> FD:
     path_buf = ct.create_string_buffer(path.encode())
     attr = ObjPinAttr(pathname=ct.addressof(path_buf), file_flags=flags)
     return _fd(Cmd.OBJ_GET, attr, f"opening pinned object {path!r}")
+
+
+def btf_ids() -> Iterator[int]:
+    """The ids of every BTF object in the kernel (vmlinux's, modules', programs')."""
+    attr = GetIdAttr(start_id=0)
+    while True:
+        try:
+            bpf(Cmd.BTF_GET_NEXT_ID, attr)
+        except OSError as err:
+            if err.errno == errno.ENOENT:
+                return
+            raise
+        yield attr.next_id
+        attr.start_id = attr.next_id
+
+
+def btf_get_fd_by_id(btf_id: int) -> FD:
+    """Open a BTF object by its kernel id."""
+    return _fd(Cmd.BTF_GET_FD_BY_ID, GetIdAttr(start_id=btf_id), f"opening BTF id {btf_id}")
+
+
+def btf_info(fd: int) -> tuple[BtfInfo, str]:
+    """``struct bpf_btf_info`` of a BTF fd, and its name (``"vmlinux"``, a module's name, or
+    ``""`` for a program's BTF)."""
+    info = BtfInfo()
+    name = ct.create_string_buffer(64)
+    info.name, info.name_len = ct.addressof(name), len(name)
+    bpf(Cmd.OBJ_GET_INFO_BY_FD, InfoByFdAttr(fd, ct.sizeof(info), ct.addressof(info)))
+    return info, name.value.decode(errors="replace")
+
+
+def iter_create(link_fd: int) -> FD:
+    """An fd that reads one pass of a BPF iterator (BPF_ITER_CREATE) from its link."""
+    return _fd(Cmd.ITER_CREATE, IterCreateAttr(link_fd=link_fd), "creating an iterator")
 
 
 def btf_load(data: bytes) -> FD:

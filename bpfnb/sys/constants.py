@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import enum
 
-__all__ = ["AttachType", "Cmd", "MapType", "ProgType"]
+__all__ = ["AttachType", "Cmd", "MapType", "ProgFlags", "ProgType"]
 
 
 class Cmd(enum.IntEnum):
@@ -27,13 +27,16 @@ class Cmd(enum.IntEnum):
     OBJ_GET_INFO_BY_FD = 15
     RAW_TRACEPOINT_OPEN = 17
     BTF_LOAD = 18
+    BTF_GET_FD_BY_ID = 19
     MAP_LOOKUP_AND_DELETE_ELEM = 21
     MAP_FREEZE = 22
+    BTF_GET_NEXT_ID = 23
     MAP_LOOKUP_BATCH = 24
     MAP_LOOKUP_AND_DELETE_BATCH = 25
     MAP_UPDATE_BATCH = 26
     MAP_DELETE_BATCH = 27
     LINK_CREATE = 28
+    ITER_CREATE = 33
     LINK_DETACH = 34
 
 
@@ -159,3 +162,33 @@ class AttachType(enum.IntEnum):
     SK_REUSEPORT_SELECT_OR_MIGRATE = 40
     PERF_EVENT = 41
     TRACE_KPROBE_MULTI = 42
+    LSM_CGROUP = 43
+    STRUCT_OPS = 44
+    NETFILTER = 45
+    TCX_INGRESS = 46
+    TCX_EGRESS = 47
+    TRACE_UPROBE_MULTI = 48
+    CGROUP_UNIX_CONNECT = 49
+    CGROUP_UNIX_SENDMSG = 50
+    CGROUP_UNIX_RECVMSG = 51
+    CGROUP_UNIX_GETPEERNAME = 52
+    CGROUP_UNIX_GETSOCKNAME = 53
+    NETKIT_PRIMARY = 54
+    NETKIT_PEER = 55
+    TRACE_KPROBE_SESSION = 56
+    TRACE_UPROBE_SESSION = 57
+    TRACE_FSESSION = 58
+    TRACE_FENTRY_MULTI = 59
+    TRACE_FEXIT_MULTI = 60
+    TRACE_FSESSION_MULTI = 61
+
+
+class ProgFlags(enum.IntFlag):
+    """``BPF_F_*`` flags of BPF_PROG_LOAD's ``prog_flags``."""
+
+    STRICT_ALIGNMENT = 1 << 0
+    ANY_ALIGNMENT = 1 << 1
+    TEST_RND_HI32 = 1 << 2
+    TEST_STATE_FREQ = 1 << 3
+    SLEEPABLE = 1 << 4
+    XDP_HAS_FRAGS = 1 << 5

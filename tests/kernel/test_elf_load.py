@@ -339,3 +339,15 @@ def test_kconfig_externs_hold_the_running_kernels_values(clang_build):
         expected_jit,
         0,  # CONFIG_BPFNB_NO_SUCH_OPTION is __weak and absent
     ]
+
+
+def test_old_objects_with_machine_zero_load_as_libbpf_loads_them(clang_build, tmp_path):
+    from tests.kernel.loadall import bpftool_loadall, tags
+
+    old = tmp_path / "machine_zero.o"
+    data = bytearray(clang_build("elf_hidden").read_bytes())
+    data[18:20] = bytes(2)  # EM_NONE, as LLVM before 3.9 wrote BPF objects
+    old.write_bytes(data)
+    with pytest.warns(UserWarning, match="e_machine is 0"), load(old) as obj:
+        assert prog_test_run(obj.programs["call_hidden"].fd, PACKET).retval == 40
+        assert tags(obj) == bpftool_loadall(old)
