@@ -4,16 +4,19 @@ and on Debian's python3.11."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import time
 from pathlib import Path
 
 import pytest
+from IPython.core.error import UsageError
+from IPython.core.interactiveshell import InteractiveShell
 
 import bpfnb
 from bpfnb.errors import AttachError, BpfError, NoSuchProgramError
 from tests.conftest import need
-from tests.usdt_workload import build_workload
+from tests.usdt_workload import build_workload, start_waiting
 
 PYTHON = Path("/usr/bin/python3.11")
 
@@ -113,6 +116,14 @@ def workload(tmp_path_factory) -> Path:
     return build_workload(tmp_path_factory.mktemp("usdt"), "-O2")
 
 
+@pytest.fixture
+def shell(bcc_ok: None):
+    ip = InteractiveShell.instance()
+    ip.run_line_magic("load_ext", "bpfnb")
+    yield ip
+    ip.run_line_magic("bpf_close", "--all")
+
+
 def _expected_ticks(n: int) -> dict[int, int]:
     # Site one passes i, site two -i, for i in 0..n-1: 0 twice, every other value once.
     expected = {0: 2}
@@ -124,6 +135,33 @@ def _expected_ticks(n: int) -> dict[int, int]:
 def _ticks(obj) -> dict[int, int]:
     frame = obj.maps["ticks"].to_frame()
     return dict(zip(frame["key"].tolist(), frame["value"].tolist()))
+
+
+def test_cell_reads_every_argument_at_every_site_of_a_process(shell, workload: Path) -> None:
+    args = (-7, 250, 5_000_000_000, -1234)
+    proc = start_waiting(workload, 300, *args)
+    try:
+        obj = shell.run_cell_magic(
+            "bpf",
+            f"probes --usdt {workload}:bpfnbtest:tick=on_tick"
+            f" --usdt {workload}:bpfnbtest:args=on_args --usdt-pid {proc.pid}",
+            TICKS_AND_ARGS,
+        )
+        assert shell.user_ns["probes"] is obj
+        assert sorted(obj.programs["on_tick"].attach_points) == sorted(
+            f"usdt:bpfnbtest:tick@{workload}:{site:#x} (pid {proc.pid})"
+            for site in (
+                s.offset for s in bpfnb.usdt.find_sites(str(workload), "bpfnbtest", "tick")
+            )
+        )
+        out, _ = proc.communicate("go\n", timeout=20)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, out
+    assert obj.maps["failed"][0] == 0
+    assert _ticks(obj) == _expected_ticks(300)
+    assert [obj.maps["args"][i] for i in range(5)] == [*args, 42]
 
 
 @pytest.mark.parametrize("flags", [("-O0",), ("-O2", "-no-pie")])
@@ -141,6 +179,26 @@ def test_without_a_pid_any_process_of_the_file_is_read(
         assert obj.maps["failed"][0] == 0
         assert _ticks(obj) == {k: 2 * v for k, v in _expected_ticks(120).items()}
         assert "on_args" not in obj.programs  # named for no probe: never loaded
+
+
+def test_the_semaphore_is_the_kernels_alone(shell, workload: Path) -> None:
+    # bcc raises a probe's semaphore in the process while it writes the reader; bpfnb takes
+    # that back at once, so while the cell is attached the count is the kernel's 1, not 2.
+    proc = start_waiting(workload, 75)
+    try:
+        obj = shell.run_cell_magic(
+            "bpf", f"gated --usdt {workload}:bpfnbtest:gated=on_gated --usdt-pid {proc.pid}", GATED
+        )
+        out, _ = proc.communicate("go\n", timeout=20)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert out.split() == ["75", "1"]  # fired 75 times; the semaphore read 1 at the end
+    frame = obj.maps["seen"].to_frame()
+    assert dict(zip(frame["key"], frame["value"])) == {i: 1 for i in range(75)}
+    shell.run_line_magic("bpf_close", "gated")
+    done = subprocess.run([str(workload), "20"], capture_output=True, text=True, check=True)
+    assert done.stdout.split() == ["0", "0"]
 
 
 def test_a_semaphore_needs_a_pid(bcc_ok: None, workload: Path) -> None:
@@ -199,6 +257,16 @@ def test_functions_must_be_the_cells_own_uprobe_functions(bcc_ok: None, workload
         bpfnb.compile(
             text, usdt=[f"{workload}:bpfnbtest:tick=tracepoint__syscalls__sys_enter_getppid"]
         )
+
+
+def test_usage_errors_of_the_options(shell, workload: Path) -> None:
+    with pytest.raises(UsageError, match="expected PATH:PROVIDER:NAME=FUNC"):
+        shell.run_cell_magic("bpf", f"x --usdt {workload}:bpfnbtest:tick", TICKS_AND_ARGS)
+    with pytest.raises(UsageError, match="add --usdt"):
+        shell.run_cell_magic("bpf", f"x --usdt-pid {os.getpid()}", TICKS_AND_ARGS)
+    with pytest.raises(UsageError, match="for bcc cells"):
+        shell.run_cell_magic("bpf", f"x --elf --usdt {workload}:bpfnbtest:tick=f", GATED)
+    assert "x" not in shell.user_ns
 
 
 def _wait_until_mapped(pid: int, path: str) -> None:
