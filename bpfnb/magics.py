@@ -18,6 +18,7 @@ from IPython.core.magic_arguments import argument, magic_arguments, parse_argstr
 from IPython.display import display
 
 from bpfnb import bcc, elf
+from bpfnb.bcc.usdt import UsdtProbe, as_probes
 from bpfnb.bpftrace import REFRESH_MODES, BpftraceProgram
 from bpfnb.bpftrace import start as start_bpftrace
 from bpfnb.doctor import run as run_doctor
@@ -47,9 +48,10 @@ CELL_HELP = """\
   The cell is BPF C. bpfnb compiles it with libbcc (or with clang and its own ELF loader, with
   --elf), loads it, attaches each function whose name says where (TRACEPOINT_PROBE,
   RAW_TRACEPOINT_PROBE, kprobe__*, kretprobe__*, tracepoint__*, raw_tracepoint__*, kfunc__*;
-  ELF sections such as tracepoint/CAT/NAME) and binds the BpfObject to NAME. Re-running the
-  cell replaces NAME once the new version is loaded and attached; if it fails, the old one
-  stays. Errors point at the cell's own line numbers.
+  ELF sections such as tracepoint/CAT/NAME), each --usdt function at its probe's sites, and
+  binds the BpfObject to NAME. Re-running the cell replaces NAME once the new version is
+  loaded and attached; if it fails, the old one stays. Errors point at the cell's own line
+  numbers.
 
   Example:
     %%bpf counter -D TID={threading.get_native_id()}
@@ -109,6 +111,22 @@ def _defines(pairs: list[str]) -> dict[str, str]:
     return defines
 
 
+def _usdt_probes(specs: list[str], pid: int | None, elf_cell: bool) -> list[UsdtProbe]:
+    if elf_cell and (specs or pid is not None):
+        raise UsageError(
+            "--usdt reads probe arguments with bcc's code, so it is for bcc cells; in an --elf "
+            "cell, attach with NAME.attach_usdt(FUNC, PATH, PROVIDER, PROBE)"
+        )
+    if pid is not None and not specs:
+        raise UsageError(
+            "--usdt-pid says which process the --usdt probes are traced in: add --usdt"
+        )
+    try:
+        return as_probes(specs)
+    except ValueError as err:
+        raise UsageError(f"--usdt {err}") from None
+
+
 CONSTANT_OPTION = argument(
     "--constant",
     dest="constants",
@@ -160,6 +178,22 @@ class BpfMagics(Magics):
         "--clang-flags", default="", help='extra clang flags for --elf cells (--clang-flags="-O1")'
     )
     @CONSTANT_OPTION
+    @argument(
+        "--usdt",
+        action="append",
+        default=[],
+        metavar="PATH:PROVIDER:NAME=FUNC",
+        help="run FUNC at every site of a USDT probe, its arguments read with "
+        "bpf_usdt_readarg(N, ctx, &v) (repeatable); PATH is a path or a program or library name, "
+        "left out (PROVIDER:NAME=FUNC) with --usdt-pid to search the process's files",
+    )
+    @argument(
+        "--usdt-pid",
+        type=int,
+        default=None,
+        metavar="PID",
+        help="trace the --usdt probes in this process only (needed for probes with a semaphore)",
+    )
     @argument("--help", action="store_true", help="show this help")
     def bpf(self, line: str, cell: str | None = None) -> BpfObject | None:
         """Compile the cell's BPF C with libbcc, load it and attach it by bcc's conventions.
@@ -188,6 +222,7 @@ class BpfMagics(Magics):
         defines = _defines(args.defines)
         cflags = shlex.split(args.cflags)
         attach = not args.no_attach
+        usdt = _usdt_probes(args.usdt, args.usdt_pid, args.elf)
 
         def create() -> BpfObject:
             if args.elf:
@@ -199,7 +234,15 @@ class BpfMagics(Magics):
                     constants=parse_constants(args.constants),
                     attach=attach,
                 )
-            return bcc.compile(cell, defines=defines, cflags=cflags, attach=attach, name=args.name)
+            return bcc.compile(
+                cell,
+                defines=defines,
+                cflags=cflags,
+                attach=attach,
+                name=args.name,
+                usdt=usdt,
+                usdt_pid=args.usdt_pid,
+            )
 
         obj = self.session.replace(args.name, create)
         if obj.warnings:

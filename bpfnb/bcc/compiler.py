@@ -20,6 +20,7 @@ from bpfnb.bcc.llvm_guard import LlvmFatalError, run_guarded
 from bpfnb.bcc.module import BccModule
 from bpfnb.bcc.preamble import PREAMBLE
 from bpfnb.bcc.submits import Insertions, counted_submits
+from bpfnb.bcc.usdt import UsdtSpec, attach_targets, check_functions, readarg_text, resolve
 from bpfnb.diagnostics import CELL_FILE, parse_diagnostics
 from bpfnb.errors import CompileError, Diagnostic, PrivilegeError
 from bpfnb.events import DROP_COUNTER_MAP
@@ -29,8 +30,8 @@ from bpfnb.sys import caps
 __all__ = ["compile"]
 
 
-def _source_with_preamble(text: str) -> str:
-    return f"{PREAMBLE}\n{_anchored(text)}"
+def _source_with_preamble(text: str, prefix: str = "") -> str:
+    return f"{prefix}{PREAMBLE}\n{_anchored(text)}"
 
 
 def _anchored(text: str) -> str:
@@ -73,13 +74,14 @@ class _NoAutoloadFactory:
 
 
 def _build(
-    text: str, counted_text: str, insertions: Insertions, flags: list[str]
+    text: str, counted_text: str, insertions: Insertions, flags: list[str], prefix: str = ""
 ) -> tuple[Any, list[Diagnostic]]:
     # bcc's BPF object for the cell, compiled on a guarded thread (see llvm_guard), and the
-    # warnings clang gave about the cell.
+    # warnings clang gave about the cell. ``prefix`` is C text compiled before it (bcc's USDT
+    # argument readers).
     cls = _NoAutoloadFactory.cls()
     bpf = cls.__new__(cls)
-    source = _source_with_preamble(counted_text).encode()  # bcc wants bytes (it warns on str)
+    source = _source_with_preamble(counted_text, prefix).encode()  # bcc wants bytes
     with captured_output() as output:
         try:
             run_guarded(lambda: bpf.__init__(text=source, cflags=flags))
@@ -113,6 +115,8 @@ def compile(
     attach: bool = True,
     name: str = "bpf",
     count_submits: bool = True,
+    usdt: Iterable[UsdtSpec] = (),
+    usdt_pid: int | None = None,
 ) -> BpfObject:
     """Compile BPF C with libbcc, load it, and (by default) attach by bcc's conventions.
 
@@ -126,16 +130,26 @@ def compile(
     ``obj.stream(NAME).stats`` accounts for every event; ``count_submits=False`` compiles the
     text as it is (the stats then say the events are not counted).
 
+    ``usdt`` names USDT probes whose arguments a function of the text reads with
+    ``bpf_usdt_readarg(N, ctx, &v)``: ``("/usr/bin/python3.11", "python:function__entry",
+    "on_entry")`` or ``"PATH:PROVIDER:NAME=FUNC"``. bcc writes the code that reads them; FUNC is
+    attached (unless ``attach=False``) at every site of the probe with
+    :meth:`BpfObject.attach_usdt`. ``usdt_pid`` traces one process: needed for probes with a
+    semaphore, and enough to find a probe without a PATH (``"PROVIDER:NAME=FUNC"``).
+
     Errors are typed: ``CompileError`` (with cell line numbers), ``VerifierError``,
     ``KernelFeatureError``, ``AttachError``, ``PrivilegeError``. On any error nothing stays
     attached or loaded.
     """
     if not caps.can_bpf():
         raise PrivilegeError("CAP_BPF (or CAP_SYS_ADMIN)", "compiling and loading BPF programs")
+    targets = resolve(usdt, usdt_pid)
+    prefix = readarg_text(targets, usdt_pid) if targets else ""
     counted_text, counted, insertions = counted_submits(text, count_submits)
-    bpf, warnings = _build(text, counted_text, insertions, _cflags(defines, cflags))
+    bpf, warnings = _build(text, counted_text, insertions, _cflags(defines, cflags), prefix)
     module = BccModule(bpf, text)
     try:
+        check_functions(targets, module.function_names())
         obj = BpfObject(
             name,
             module.load_conventional(),
@@ -153,6 +167,7 @@ def compile(
     if attach:
         try:
             obj.attach()
+            attach_targets(obj, targets, usdt_pid)
         except BaseException:
             obj.close()
             raise

@@ -27,6 +27,7 @@ from bpfnb.object import BpfObject
 from bpfnb.sys.kernel_btf import VMLINUX_BTF
 
 __all__ = [
+    "COUNTED_INCLUDES",
     "INCLUDE_DIR",
     "clang_command",
     "compile_source",
@@ -123,14 +124,29 @@ def clang_command(source_path: str, output: str, flags: Iterable[str] = ()) -> l
     ]
 
 
-def with_counted_submits(text: str) -> str:
-    """``text`` including ``<bpfnb/counted.h>`` after its last ``#include``, with a ``#line``
-    directive that keeps the text's own line numbers."""
+#: The header that includes, in the place of a cell's last ``#include``, that line and then
+#: ``<bpfnb/counted.h>``.
+COUNTED_INCLUDES = "bpfnb-includes.h"
+
+
+def with_counted_submits(text: str) -> tuple[str, str]:
+    """``text`` with ``<bpfnb/counted.h>`` included after its last ``#include``, and the header
+    (:data:`COUNTED_INCLUDES`) that does it.
+
+    The last ``#include`` becomes ``#include "bpfnb-includes.h"``, and the header holds that
+    directive (under a ``#line`` that gives clang's messages about it the cell's line) and then
+    ``<bpfnb/counted.h>``. The text keeps its lines: clang records each line's own text in the
+    BTF line info, which the verifier and disassembly show (a ``#line`` in the text would shift
+    that text, in clang 14, against the line numbers). Text without any ``#include`` is returned
+    as it is; clang is given the header with ``-include``.
+    """
     includes = list(_INCLUDE.finditer(text))
-    line = text[: includes[-1].end()].count("\n") + 1 if includes else 0
-    lines = text.split("\n")
-    added = [f'#include <bpfnb/counted.h>\n#line {line + 1} "{CELL_FILE}"']
-    return "\n".join(lines[:line] + added + lines[line:])
+    if not includes:
+        return text, "#include <bpfnb/counted.h>\n"
+    last = includes[-1]
+    line = text[: last.start()].count("\n") + 1
+    header = f'#line {line} "{CELL_FILE}"\n{last.group(0)}\n#include <bpfnb/counted.h>\n'
+    return text[: last.start()] + f'#include "{COUNTED_INCLUDES}"' + text[last.end() :], header
 
 
 def compile_source(
@@ -155,7 +171,15 @@ def _compile(
     directory = Path(tempfile.mkdtemp(prefix=f"{safe}-", dir=_work_dir()))
     source_path = directory / CELL_FILE
     output = directory / f"{safe}.o"
-    source_path.write_text(with_counted_submits(text) if counted else text)
+    extra: list[str] = []
+    if counted:
+        cell, header = with_counted_submits(text)
+        (directory / COUNTED_INCLUDES).write_text(header)
+        if cell == text:
+            extra = ["-include", str(directory / COUNTED_INCLUDES)]
+    else:
+        cell = text
+    source_path.write_text(cell)
     try:
         flags = elf_cflags(text)
     except FileNotFoundError as err:
@@ -164,7 +188,7 @@ def _compile(
         raise CompileError(
             [Diagnostic(line, 1, "fatal error", f"cannot make vmlinux.h: {err}")]
         ) from err
-    cmd = clang_command(str(source_path), str(output), [*flags, *clang_flags])
+    cmd = clang_command(str(source_path), str(output), [*flags, *extra, *clang_flags])
     result = subprocess.run(cmd, capture_output=True, text=True, check=False, cwd=directory)
     diagnostics = parse_diagnostics(result.stderr, text, CELL_FILE)
     if result.returncode != 0:

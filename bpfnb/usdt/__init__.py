@@ -10,7 +10,7 @@ by its fd::
 
 from bpfnb.usdt.args import ArgType, UsdtArg, pack_spec, parse_arg, parse_args
 from bpfnb.usdt.attach import attach_usdt, find_sites
-from bpfnb.usdt.listing import mapped_files, probes, read_probes
+from bpfnb.usdt.listing import mapped_files, probes, process_probes, read_probes
 from bpfnb.usdt.notes import UsdtNote, read_notes
 
 __all__ = [
@@ -24,6 +24,7 @@ __all__ = [
     "parse_arg",
     "parse_args",
     "probes",
+    "process_probes",
     "read_notes",
     "read_probes",
 ]

@@ -16,7 +16,7 @@ if TYPE_CHECKING:
 else:
     pd = lazy_import("pandas")
 
-__all__ = ["COLUMNS", "mapped_files", "probes", "read_probes"]
+__all__ = ["COLUMNS", "mapped_files", "probes", "process_probes", "read_probes"]
 
 #: The columns of :func:`probes`' frame, in order.
 COLUMNS = [f.name for f in fields(UsdtNote) if f.name != "base"]
@@ -40,7 +40,8 @@ def mapped_files(pid: int) -> list[str]:
     return list(seen)
 
 
-def _process_probes(pid: int) -> list[UsdtNote]:
+def process_probes(pid: int) -> list[UsdtNote]:
+    """The probe sites of every file process ``pid`` has mapped, named by the paths it maps."""
     found: list[UsdtNote] = []
     for path in mapped_files(pid):
         # The process may live in another mount namespace: read its files through its root.
@@ -65,7 +66,7 @@ def probes(path_or_pid: str | int) -> pd.DataFrame:
     and ``arguments`` (the note's argument string, e.g. ``"-4@%edi 8@-16(%rbp)"``).
     """
     if isinstance(path_or_pid, int) or str(path_or_pid).isdigit():
-        notes = _process_probes(int(path_or_pid))
+        notes = process_probes(int(path_or_pid))
     else:
         notes = read_probes(str(path_or_pid))
     rows = [{name: getattr(note, name) for name in COLUMNS} for note in notes]

@@ -95,3 +95,39 @@ def test_constants_from_the_magic_line() -> None:
     }
     with pytest.raises(ValueError, match="NAME=VALUE"):
         parse_constants(["oops"])
+
+
+@needs_clang
+def test_line_info_names_each_line_with_its_own_text() -> None:
+    # The counting header is included in the place of the cell's last #include, so the cell
+    # keeps its lines: clang's BTF line text (what the verifier and disassembly show) is the
+    # text of the line numbered.
+    text = "#include <linux/bpf.h>\n" + GOOD
+    lines = text.splitlines()
+    records = [
+        info
+        for info in read(compile_source(text)).programs["count"].line_info
+        if info.file.endswith("cell.bpf.c") and info.line > 0 and info.source
+    ]
+    assert len(records) > 3
+    for info in records:
+        assert info.source == lines[info.line - 1].strip(), info
+
+
+@needs_clang
+def test_a_missing_last_header_is_reported_at_its_line() -> None:
+    text = GOOD.replace(
+        "#include <bpf/bpf_helpers.h>", "#include <bpf/bpf_helpers.h>\n#include <nothere.h>"
+    )
+    with pytest.raises(CompileError) as err:
+        compile_source(text)
+    first = [d for d in err.value.diagnostics if d.severity in ("error", "fatal error")][0]
+    assert (first.line, first.column) == (2, 10)
+    assert "nothere.h" in first.message
+
+
+@needs_clang
+def test_a_cell_without_includes_is_counted_too() -> None:
+    text = GOOD.replace("#include <bpf/bpf_helpers.h>\n", "")
+    spec = read(compile_source(text))
+    assert {"counts", "bpfnb_drops"} <= set(spec.maps)
