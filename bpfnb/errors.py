@@ -12,6 +12,7 @@ import html
 import os
 import re
 from dataclasses import dataclass, field
+from typing import Any
 
 __all__ = [
     "AttachError",
@@ -59,6 +60,18 @@ class BpfError(Exception):
         # IPython calls this instead of printing a traceback.
         remember(self)
         return [f"\x1b[31m{type(self).__name__}\x1b[0m: {self}", *_notes(self)]
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Pickled whole (an engine's error reaching the notebook): subclasses take other
+        # arguments than their message, so rebuild from the message and the attributes.
+        return (_rebuild, (type(self), self.args, self.__dict__))
+
+
+def _rebuild(cls: type[BpfError], args: tuple[Any, ...], state: dict[str, Any]) -> BpfError:
+    err = cls.__new__(cls)
+    Exception.__init__(err, *args)
+    err.__dict__.update(state)
+    return err
 
 
 _BYTES_LITERAL = re.compile(r"\bb'((?:[^'\\\n]|\\.)*)'")
