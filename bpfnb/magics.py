@@ -9,7 +9,6 @@ IPython expands (``-D PID={os.getpid()}``). Misuse gets a ``UsageError`` that sa
 from __future__ import annotations
 
 import html
-import shlex
 from typing import Any
 
 from IPython.core.error import UsageError
@@ -17,9 +16,10 @@ from IPython.core.magic import Magics, cell_magic, line_cell_magic, line_magic, 
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
 from IPython.display import display
 
-from bpfnb import bcc, elf
+from bpfnb import elf
 from bpfnb.bpftrace import REFRESH_MODES, BpftraceProgram
 from bpfnb.bpftrace import start as start_bpftrace
+from bpfnb.cells import CellSpec, load_cell
 from bpfnb.doctor import run as run_doctor
 from bpfnb.elf.compiler import parse_constants
 from bpfnb.errors import Diagnostic, not_found
@@ -185,26 +185,20 @@ class BpfMagics(Magics):
             )
         if not args.name.isidentifier():
             raise UsageError(f"%%bpf NAME: {args.name!r} is not a Python identifier")
-        defines = _defines(args.defines)
-        cflags = shlex.split(args.cflags)
-        attach = not args.no_attach
-
-        def create() -> BpfObject:
-            if args.elf:
-                flags = [f"-D{key}={value}" for key, value in defines.items()]
-                return elf.load_source(
-                    cell,
-                    name=args.name,
-                    clang_flags=[*flags, *cflags, *shlex.split(args.clang_flags)],
-                    constants=parse_constants(args.constants),
-                    attach=attach,
-                )
-            return bcc.compile(cell, defines=defines, cflags=cflags, attach=attach, name=args.name)
-
-        obj = self.session.replace(args.name, create)
+        spec = CellSpec(
+            name=args.name,
+            source=cell,
+            defines=_defines(args.defines),
+            cflags=args.cflags,
+            attach=not args.no_attach,
+            elf=args.elf,
+            clang_flags=args.clang_flags,
+            constants=tuple(args.constants),
+        )
+        obj = self.session.replace(args.name, lambda: load_cell(spec))
         if obj.warnings:
             display(CompileWarnings(obj.name, obj.warnings))
-        if args.duration and attach:
+        if args.duration and spec.attach:
             uses_printk = "bpf_trace_printk" in obj.source or "bpf_printk" in obj.source
             run_for(obj, args.duration, trace=uses_printk)
         return obj
