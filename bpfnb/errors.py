@@ -19,6 +19,7 @@ __all__ = [
     "BccMissingError",
     "BpfError",
     "BpftraceError",
+    "ClusterError",
     "CompileError",
     "Diagnostic",
     "ElfError",
@@ -380,3 +381,18 @@ class BpftraceError(BpfError):
             caret = " " * max(self.column - 1, 0) + "^"
             lines += [f"    {self.source_line}", f"    {caret}"]
         return lines
+
+
+class ClusterError(BpfError):
+    """No engine of a cluster did what was asked. ``failures`` holds, for each engine, its
+    (host, engine id, step, error)."""
+
+    def __init__(self, message: str, failures: list[tuple[str, int, str, str]] | None = None):
+        self.failures = list(failures or [])
+        super().__init__(message)
+
+    def _render_traceback_(self) -> list[str]:
+        remember(self)
+        lines = [f"\x1b[31mClusterError\x1b[0m: {self}"]
+        lines += [f"  {host} (engine {e}) at {step}: {err}" for host, e, step, err in self.failures]
+        return lines + _notes(self)
