@@ -335,7 +335,9 @@ def run_cell(spec: CellSpec, target: Any = None, *, timeout: float = LOAD_TIMEOU
     try:
         outcomes = engines.wait(pending, timeout)
     except KeyboardInterrupt:
-        # Each engine runs its calls in order: this close runs once its load is done.
+        # The engines still compiling stop; each runs its calls in order, so this close runs
+        # once its load has ended, whichever way.
+        engines.interrupt(pending)
         engines.submit(ids, engine.close, key)
         raise Interrupted(
             f"interrupted while {spec.name} loaded; it is closed on every engine"

@@ -9,7 +9,9 @@ Waiting is either blocking (a cell's own call, interruptible) or awaited on the 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
+import signal
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
@@ -151,6 +153,18 @@ class Engines:
     ) -> dict[int, Any]:
         """:meth:`submit`, then :meth:`wait`."""
         return self.wait(self.submit(ids, func, *args, step=step), timeout)
+
+    def interrupt(self, pending: Pending) -> None:
+        """Interrupt the engines still running this call (SIGINT through ipyparallel), and wait
+        until it is delivered, so that what is sent next is not interrupted too."""
+        busy = [
+            engine
+            for engine, result in pending.results.items()
+            if not isinstance(result, Failure) and not result.ready()
+        ]
+        if busy:
+            with contextlib.suppress(Exception):  # an engine gone meanwhile: nothing to stop
+                self.client.send_signal(signal.SIGINT, targets=busy, block=True)
 
     def _outcomes(self, pending: Pending, timeout: float | None) -> dict[int, Any]:
         return {
