@@ -8,8 +8,9 @@ ipyparallel (``pip install 'bpfnb[cluster]'``) loads only when a cell runs on a 
 """
 
 from bpfnb.cluster.failures import Failures
+from bpfnb.cluster.load import run_cell
 from bpfnb.cluster.maps import ClusterMap
-from bpfnb.cluster.object import ClusterObject, ClusterProgram, run_cell
+from bpfnb.cluster.object import ClusterObject, ClusterProgram
 from bpfnb.cluster.remote import connect
 from bpfnb.cluster.streams import ClusterStream
 

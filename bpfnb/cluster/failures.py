@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 from bpfnb.cluster.engine import Failure
+from bpfnb.errors import ClusterError
 from bpfnb.lazy import lazy_import
 
 if TYPE_CHECKING:
@@ -14,7 +15,7 @@ if TYPE_CHECKING:
 else:
     pd = lazy_import("pandas")
 
-__all__ = ["Failures"]
+__all__ = ["Failures", "no_engine_answered"]
 
 
 class Failures:
@@ -65,3 +66,18 @@ class Failures:
             f"<div><b>{esc(self.name)}</b>: {len(self)} engine(s) failed<table><tr><th>host</th>"
             f"<th>engine</th><th>step</th><th>error</th></tr>{body}</table></div>"
         )
+
+
+def no_engine_answered(name: str, failed: list[Failure]) -> BaseException:
+    """The error for a call that no engine answered: the engines' own error when they all
+    failed alike (a ``CompileError``, with where), else a :class:`ClusterError` listing each."""
+    first = failed[0].exception
+    alike = first is not None and all(
+        type(f.exception) is type(first) and str(f.exception) == str(first) for f in failed
+    )
+    if alike and first is not None:
+        where = ", ".join(f"engine {f.engine} ({f.host})" for f in failed)
+        first.__notes__ = [*getattr(first, "__notes__", []), f"on every engine: {where}"]
+        return first
+    rows = [(f.host or "?", f.engine, f.step, f.error) for f in failed]
+    return ClusterError(f"{name}: no engine could {failed[0].step or 'answer'}", rows)

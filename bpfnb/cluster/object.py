@@ -23,12 +23,12 @@ from bpfnb.cells import CellSpec
 from bpfnb.closing import Closing
 from bpfnb.cluster import engine
 from bpfnb.cluster.engine import Built, Failure
-from bpfnb.cluster.failures import Failures
+from bpfnb.cluster.failures import Failures, no_engine_answered
 from bpfnb.cluster.gather import Part
 from bpfnb.cluster.maps import ClusterMap
-from bpfnb.cluster.remote import Engines, connect
+from bpfnb.cluster.remote import Engines
 from bpfnb.cluster.streams import ClusterStream
-from bpfnb.errors import BpfError, ClusterError, Diagnostic, Interrupted, NoSuchMapError, not_found
+from bpfnb.errors import BpfError, ClusterError, Diagnostic, NoSuchMapError, not_found
 from bpfnb.events import check_stream_type
 from bpfnb.lazy import lazy_import
 from bpfnb.sys.constants import MapType
@@ -38,10 +38,7 @@ if TYPE_CHECKING:
 else:
     pd = lazy_import("pandas")
 
-__all__ = ["ClusterObject", "ClusterProgram", "run_cell"]
-
-#: Seconds a cell waits for its engines to compile and load it.
-LOAD_TIMEOUT = 600.0
+__all__ = ["ClusterObject", "ClusterProgram", "close_at_exit"]
 
 
 @dataclass
@@ -306,54 +303,6 @@ class _Maps(dict[str, ClusterMap]):
         raise NoSuchMapError(f"{self.owner} has {not_found('map', name, list(self))}")
 
 
-def no_engine_answered(name: str, failed: list[Failure]) -> BaseException:
-    """The error for a call that no engine answered: the engines' own error when they all
-    failed alike (a ``CompileError``, with where), else a :class:`ClusterError` listing each."""
-    first = failed[0].exception
-    alike = first is not None and all(
-        type(f.exception) is type(first) and str(f.exception) == str(first) for f in failed
-    )
-    if alike and first is not None:
-        where = ", ".join(f"engine {f.engine} ({f.host})" for f in failed)
-        first.__notes__ = [*getattr(first, "__notes__", []), f"on every engine: {where}"]
-        return first
-    rows = [(f.host or "?", f.engine, f.step, f.error) for f in failed]
-    return ClusterError(f"{name}: no engine could {failed[0].step or 'answer'}", rows)
-
-
-def run_cell(spec: CellSpec, target: Any = None, *, timeout: float = LOAD_TIMEOUT) -> ClusterObject:
-    """Load the cell on every engine of ``target`` (see :func:`bpfnb.cluster.remote.connect`).
-
-    Each engine fills ``{engine}``, ``{pid}`` and ``{host}`` in the cell's ``-D`` values with its
-    own. Engines that fail are reported in the object's ``failures``; when none loads it, the
-    error is raised. An interrupt closes the cell on every engine (as each finishes loading).
-    """
-    client, ids = connect(target)
-    engines = Engines(client)
-    key = f"{spec.name}-{uuid.uuid4().hex[:12]}"
-    pending = engines.submit(ids, engine.build, key, spec, per_engine=True, step="load")
-    try:
-        outcomes = engines.wait(pending, timeout)
-    except KeyboardInterrupt:
-        # The engines still compiling stop; each runs its calls in order, so this close runs
-        # once its load has ended, whichever way.
-        engines.interrupt(pending)
-        engines.submit(ids, engine.close, key)
-        raise Interrupted(
-            f"interrupted while {spec.name} loaded; it is closed on every engine"
-        ) from None
-    built = {eid: out for eid, out in outcomes.items() if isinstance(out, Built)}
-    failed = [out for out in outcomes.values() if isinstance(out, Failure)]
-    if not built:
-        raise no_engine_answered(spec.name, failed)
-    failures = Failures(spec.name)
-    for failure in failed:
-        failures.add(failure)
-    obj = ClusterObject(spec, engines, key, built, failures)
-    _close_open_at_exit()
-    return obj
-
-
 def _outside_bpfnb() -> int:
     # The stacklevel that makes a warning point at the first caller outside bpfnb: the
     # user's line (counted from the function that calls this one and warns).
@@ -372,7 +321,8 @@ def _close_open() -> None:
         obj.close()
 
 
-def _close_open_at_exit() -> None:
+def close_at_exit() -> None:
+    """Close every open cluster object at this process's exit, before the clients go."""
     # Registered again after each load, so that it runs before the exit handlers of clients
     # and clusters made meanwhile (atexit runs last-registered first): they must still be up.
     atexit.unregister(_close_open)

@@ -7,8 +7,8 @@ import pandas as pd
 import pytest
 
 from bpfnb.cluster.engine import Failure
+from bpfnb.cluster.failures import no_engine_answered
 from bpfnb.cluster.gather import histograms, labelled
-from bpfnb.cluster.object import no_engine_answered
 from bpfnb.cluster.streams import ClusterStream
 from bpfnb.errors import ClusterError, CompileError, Diagnostic
 from bpfnb.events.stream import StreamStats
