@@ -19,7 +19,7 @@ import pytest
 from IPython.core.error import UsageError
 from IPython.core.interactiveshell import InteractiveShell
 
-from bpfnb.errors import ClusterError, CompileError, Interrupted
+from bpfnb.errors import BpfError, ClusterError, CompileError, Interrupted
 from tests.conftest import need
 
 try:
@@ -309,7 +309,7 @@ def test_engines_must_name_a_cluster(shell) -> None:
     with pytest.raises(UsageError, match="--engines nowhere"):
         shell.run_cell_magic("bpf", "x --engines nowhere", COUNTER)
     shell.user_ns["three"] = 3
-    with pytest.raises(Exception, match="Client, view or Cluster"):
+    with pytest.raises(BpfError, match="Client, view or Cluster"):
         shell.run_cell_magic("bpf", "x --engines three", COUNTER)
 
 
