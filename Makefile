@@ -18,7 +18,7 @@ $(PY):
 
 $(VENV)/.installed-test: pyproject.toml | $(PY)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[test,browser]'
+	$(PY) -m pip install -q -e '.[test,browser,cluster]'
 	@touch $@
 
 $(VENV)/.installed-lab: pyproject.toml | $(PY)

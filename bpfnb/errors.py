@@ -12,12 +12,14 @@ import html
 import os
 import re
 from dataclasses import dataclass, field
+from typing import Any
 
 __all__ = [
     "AttachError",
     "BccMissingError",
     "BpfError",
     "BpftraceError",
+    "ClusterError",
     "CompileError",
     "Diagnostic",
     "ElfError",
@@ -60,6 +62,18 @@ class BpfError(Exception):
         # IPython calls this instead of printing a traceback.
         remember(self)
         return [f"\x1b[31m{type(self).__name__}\x1b[0m: {self}", *_notes(self)]
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Pickled whole (an engine's error reaching the notebook): subclasses take other
+        # arguments than their message, so rebuild from the message and the attributes.
+        return (_rebuild, (type(self), self.args, self.__dict__))
+
+
+def _rebuild(cls: type[BpfError], args: tuple[Any, ...], state: dict[str, Any]) -> BpfError:
+    err = cls.__new__(cls)
+    Exception.__init__(err, *args)
+    err.__dict__.update(state)
+    return err
 
 
 _BYTES_LITERAL = re.compile(r"\bb'((?:[^'\\\n]|\\.)*)'")
@@ -383,3 +397,18 @@ class BpftraceError(BpfError):
             caret = " " * max(self.column - 1, 0) + "^"
             lines += [f"    {self.source_line}", f"    {caret}"]
         return lines
+
+
+class ClusterError(BpfError):
+    """No engine of a cluster did what was asked. ``failures`` holds, for each engine, its
+    (host, engine id, step, error)."""
+
+    def __init__(self, message: str, failures: list[tuple[str, int, str, str]] | None = None):
+        self.failures = list(failures or [])
+        super().__init__(message)
+
+    def _render_traceback_(self) -> list[str]:
+        remember(self)
+        lines = [f"\x1b[31mClusterError\x1b[0m: {self}"]
+        lines += [f"  {host} (engine {e}) at {step}: {err}" for host, e, step, err in self.failures]
+        return lines + _notes(self)

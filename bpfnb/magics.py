@@ -9,7 +9,6 @@ IPython expands (``-D PID={os.getpid()}``). Misuse gets a ``UsageError`` that sa
 from __future__ import annotations
 
 import html
-import shlex
 from typing import Any
 
 from IPython.core.error import UsageError
@@ -17,10 +16,12 @@ from IPython.core.magic import Magics, cell_magic, line_cell_magic, line_magic, 
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
 from IPython.display import display
 
-from bpfnb import bcc, elf
+from bpfnb import elf
 from bpfnb.bcc.usdt import UsdtProbe, as_probes
 from bpfnb.bpftrace import REFRESH_MODES, BpftraceProgram
 from bpfnb.bpftrace import start as start_bpftrace
+from bpfnb.cells import CellSpec, load_cell
+from bpfnb.cluster import ClusterObject, run_cell
 from bpfnb.doctor import run as run_doctor
 from bpfnb.elf.compiler import parse_constants
 from bpfnb.errors import Diagnostic, not_found
@@ -61,6 +62,12 @@ CELL_HELP = """\
             calls.increment(0);
         return 0;
     }
+
+  With --cluster the cell runs on every engine of an ipyparallel cluster (each engine as root
+  with bpfnb installed) and NAME reads all of them: NAME.maps["calls"].to_frame() has host and
+  engine columns. {engine}, {pid} and {host} in -D values are each engine's own (write
+  {{pid}} when the notebook has a variable named pid, which IPython would put there first):
+    %%bpf counter --cluster -D PID={pid}
 """
 
 
@@ -194,8 +201,21 @@ class BpfMagics(Magics):
         metavar="PID",
         help="trace the --usdt probes in this process only (needed for probes with a semaphore)",
     )
+    @argument(
+        "--cluster",
+        action="store_true",
+        help="run the cell on every engine of an ipyparallel cluster; {engine}, {pid} and {host} "
+        "in -D and --constant values become each engine's own",
+    )
+    @argument(
+        "--engines",
+        default=None,
+        metavar="EXPR",
+        help="with --cluster: the engines, as a Client, view (rc[:2]) or Cluster in the "
+        "namespace (default: the running cluster of the default profile)",
+    )
     @argument("--help", action="store_true", help="show this help")
-    def bpf(self, line: str, cell: str | None = None) -> BpfObject | None:
+    def bpf(self, line: str, cell: str | None = None) -> BpfObject | ClusterObject | None:
         """Compile the cell's BPF C with libbcc, load it and attach it by bcc's conventions.
 
         Functions named TRACEPOINT_PROBE, RAW_TRACEPOINT_PROBE, kprobe__*, kretprobe__*,
@@ -219,38 +239,50 @@ class BpfMagics(Magics):
             )
         if not args.name.isidentifier():
             raise UsageError(f"%%bpf NAME: {args.name!r} is not a Python identifier")
-        defines = _defines(args.defines)
-        cflags = shlex.split(args.cflags)
-        attach = not args.no_attach
-        usdt = _usdt_probes(args.usdt, args.usdt_pid, args.elf)
-
-        def create() -> BpfObject:
-            if args.elf:
-                flags = [f"-D{key}={value}" for key, value in defines.items()]
-                return elf.load_source(
-                    cell,
-                    name=args.name,
-                    clang_flags=[*flags, *cflags, *shlex.split(args.clang_flags)],
-                    constants=parse_constants(args.constants),
-                    attach=attach,
+        spec = CellSpec(
+            name=args.name,
+            source=cell,
+            defines=_defines(args.defines),
+            cflags=args.cflags,
+            attach=not args.no_attach,
+            elf=args.elf,
+            clang_flags=args.clang_flags,
+            constants=tuple(args.constants),
+            usdt=tuple(_usdt_probes(args.usdt, args.usdt_pid, args.elf)),
+            usdt_pid=args.usdt_pid,
+        )
+        if args.cluster or args.engines:
+            if args.usdt_pid is not None:
+                raise UsageError(
+                    "--usdt-pid names a process on this host; a --cluster cell's --usdt probes "
+                    "are traced in every process of each engine's host (name them by PATH)"
                 )
-            return bcc.compile(
-                cell,
-                defines=defines,
-                cflags=cflags,
-                attach=attach,
-                name=args.name,
-                usdt=usdt,
-                usdt_pid=args.usdt_pid,
-            )
-
-        obj = self.session.replace(args.name, create)
+            engines = self._engines(args.engines)
+            obj = self.session.replace(args.name, lambda: run_cell(spec, engines))
+            if obj.failures:
+                display(obj.failures)
+        else:
+            obj = self.session.replace(args.name, lambda: load_cell(spec))
         if obj.warnings:
             display(CompileWarnings(obj.name, obj.warnings))
-        if args.duration and attach:
+        if args.duration and spec.attach:
             uses_printk = "bpf_trace_printk" in obj.source or "bpf_printk" in obj.source
-            run_for(obj, args.duration, trace=uses_printk)
+            # An engine's trace pipe is its host's: only a local cell prints it here.
+            run_for(obj, args.duration, trace=uses_printk and not isinstance(obj, ClusterObject))
         return obj
+
+    def _engines(self, expression: str | None) -> Any:
+        # --engines EXPR: an ipyparallel Client, view or Cluster from the user's namespace.
+        if expression is None:
+            return None
+        namespace = self.shell.user_ns if self.shell is not None else {}
+        try:
+            return eval(expression, namespace)  # the user's own expression, as %timeit's
+        except Exception as err:
+            raise UsageError(
+                f"--engines {expression}: {type(err).__name__}: {err} (name an ipyparallel "
+                "Client, view or Cluster, e.g. --engines rc or --engines rc[:2])"
+            ) from None
 
     @cell_magic
     @magic_arguments()

@@ -16,7 +16,13 @@ _PER_CPU = re.compile(r"\.cpu\d+$")  # Map.to_frame()'s per-CPU columns beside e
 
 
 def key_columns(source: Any, data: pd.DataFrame) -> list[str]:
-    """The columns of ``data`` that come from the map's key."""
+    """The columns of ``data`` that name a row: the map's key, after the columns a source says
+    label its rows besides (``label_columns``: a cluster map's ``host`` and ``engine``)."""
+    labels = [c for c in getattr(source, "label_columns", ()) if c in data.columns]
+    return labels + [c for c in _map_key_columns(source, data) if c not in labels]
+
+
+def _map_key_columns(source: Any, data: pd.DataFrame) -> list[str]:
     named = [c for c in data.columns if c == "key" or str(c).startswith("key.")]
     if named:
         return named

@@ -55,9 +55,10 @@ class EventLog(LiveView):
         stats = self.source.stats
         return f" · received {stats.received} · {accounting(stats)}"
 
-    def _compute(self) -> pd.DataFrame:
-        if self.poll:
-            self.source.poll(0)
+    def _read(self) -> tuple[str, dict[str, Any]] | None:
+        return ("poll", {"timeout": 0}) if self.poll else None
+
+    def _compute(self, raw: Any) -> pd.DataFrame:
         rows = self.source.tail(self.last)
         if self.columns is not None:
             missing = [c for c in self.columns if c not in rows.columns]

@@ -88,8 +88,11 @@ class LiveHistogram(LiveView):
             parts.append("per_interval=True")
         return parts
 
-    def _compute(self) -> pd.DataFrame:
-        slots = Slots.of(self.source.to_histogram(kind=self.kind), self.kind)
+    def _read(self) -> tuple[str, dict[str, Any]]:
+        return ("to_histogram", {"kind": self.kind})
+
+    def _compute(self, histogram: Any) -> pd.DataFrame:
+        slots = Slots.of(histogram, self.kind)
         if self._baseline is None:
             self._baseline = slots
             self._previous = slots

@@ -85,11 +85,19 @@ class LiveRate(LiveView):
         parts.append(f"window={self.window:g}")
         return parts
 
-    def _compute(self) -> pd.DataFrame:
+    def _read(self) -> tuple[str, dict[str, Any]] | None:
+        if not self._is_stream:
+            return ("to_frame", {})
+        # A stream is polled first (without waiting) so that new records are read in.
+        if hasattr(self.source, "poll") and not getattr(self.source, "closed", False):
+            return ("poll", {"timeout": 0})
+        return None
+
+    def _compute(self, raw: Any) -> pd.DataFrame:
         # Plain dicts of the changed keys only: with a thousand keys, pandas per refresh costs
         # tens of milliseconds, and most keys do not change between two refreshes.
         now = time.monotonic()
-        counts = self._stream_counts() if self._is_stream else self._map_counts()
+        counts = self._stream_counts() if self._is_stream else self._map_counts(raw)
         if self._last_time is not None and now > self._last_time:
             elapsed = now - self._last_time
             if self._is_stream:  # counts of new events already
@@ -123,8 +131,7 @@ class LiveRate(LiveView):
                 else:
                     del self._window_sum[label]
 
-    def _map_counts(self) -> dict[str, float]:
-        frame = self.source.to_frame()
+    def _map_counts(self, frame: pd.DataFrame) -> dict[str, float]:
         keys = self._key_list() or key_columns(self.source, frame)
         value = value_column(frame, keys)
         if value is None or frame.empty:
@@ -141,9 +148,6 @@ class LiveRate(LiveView):
     def _stream_counts(self) -> dict[str, float]:
         # New events since the last refresh: the received counter is exact even when the
         # stream's bounded buffer has already let go of some rows.
-        poll = getattr(self.source, "poll", None)
-        if poll is not None and not getattr(self.source, "closed", False):
-            poll(0)
         received = int(self.source.stats.received)
         new, self._last_received = max(received - self._last_received, 0), received
         if self._last_time is None:

@@ -61,8 +61,10 @@ class LiveTable(LiveView):
             parts.append("deltas=True")
         return parts
 
-    def _compute(self) -> pd.DataFrame:
-        frame = self.source.to_frame()
+    def _read(self) -> tuple[str, dict[str, Any]]:
+        return ("to_frame", {})
+
+    def _compute(self, frame: pd.DataFrame) -> pd.DataFrame:
         keys = key_columns(self.source, frame)
         if self.deltas:
             frame = self._with_deltas(frame, keys)

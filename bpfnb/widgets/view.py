@@ -6,7 +6,10 @@ one small widget-state message and needs no image rendering.
 
 Refreshing runs as an asyncio task on the kernel's own event loop, never in a thread: widget
 traits are only touched from the loop that owns the comms. The task sleeps between refreshes,
-so the user can run other cells meanwhile. A view stops when its source object closes
+so the user can run other cells meanwhile. A source whose reads wait on the network (a
+cluster's map, gathered from its engines) offers an awaitable twin of the read
+(``to_frame_async`` beside ``to_frame``): the task awaits that one, so the loop keeps running
+while the engines answer. A view stops when its source object closes
 (``BpfObject.on_close_weak``), and closes when the notebook cell that made it runs again.
 """
 
@@ -46,8 +49,9 @@ class LiveView(widgets.VBox):
     the view; found by itself for ``%%bpf`` objects) and ``close_source`` (close the map or
     stream with the view). The view reads its source once when made.
 
-    Subclasses implement ``_compute()`` (read the source, return the DataFrame to show) and
-    ``_draw(data)`` (return the body's HTML). ``refresh()`` does both once.
+    Subclasses implement ``_read()`` (which source method a refresh calls), ``_compute(raw)``
+    (turn its result into the DataFrame to show) and ``_draw(data)`` (return the body's HTML).
+    ``refresh()`` does all three once.
     """
 
     def __init__(
@@ -122,7 +126,13 @@ class LiveView(widgets.VBox):
 
     # -- what subclasses provide -----------------------------------------------------------------
 
-    def _compute(self) -> pd.DataFrame:
+    def _read(self) -> tuple[str, dict[str, Any]] | None:
+        """The source method a refresh calls first and its keyword arguments (``("to_frame",
+        {})``), or None to call none."""
+        return None
+
+    def _compute(self, raw: Any) -> pd.DataFrame:
+        """The DataFrame to show, from what the :meth:`_read` call returned (None without)."""
         raise NotImplementedError
 
     def _draw(self, data: pd.DataFrame) -> str:
@@ -178,7 +188,27 @@ class LiveView(widgets.VBox):
             self._halt("source closed")
             return self._data
         started = time.perf_counter()
-        data = self._compute()
+        read = self._read()
+        raw = getattr(self.source, read[0])(**read[1]) if read is not None else None
+        return self._show(self._compute(raw), started)
+
+    async def _refresh_async(self) -> None:
+        # refresh(), with the source's read awaited when it offers an awaitable twin.
+        if _source_closed(self.source):
+            self._halt("source closed")
+            return
+        started = time.perf_counter()
+        read = self._read()
+        raw = None
+        if read is not None:
+            name, kwargs = read
+            twin = getattr(self.source, f"{name}_async", None)
+            raw = await twin(**kwargs) if twin is not None else getattr(self.source, name)(**kwargs)
+        if self._closed or not self._running:  # stopped or closed while the read was awaited
+            return
+        self._show(self._compute(raw), started)
+
+    def _show(self, data: pd.DataFrame, started: float) -> pd.DataFrame:
         body = STYLE + self._draw(data)
         self._data = data
         self._body.value = body
@@ -242,7 +272,7 @@ class LiveView(widgets.VBox):
         try:
             while self._running:
                 try:
-                    self.refresh()
+                    await self._refresh_async()
                 except Exception as err:  # noqa: BLE001 - shown in the status line, not raised
                     # A task exception would print into whichever cell runs next; show it here.
                     self._halt(_failure(err))

@@ -1,6 +1,10 @@
 from __future__ import annotations
 
-from bpfnb.errors import CompileError, Diagnostic, KernelFeatureError, VerifierError
+import pickle
+
+import pytest
+
+from bpfnb.errors import AttachError, CompileError, Diagnostic, KernelFeatureError, VerifierError
 
 LOG = """0: R1=ctx() R10=fp0
 0: (61) r0 = *(u32 *)(r1 +100000)
@@ -43,3 +47,21 @@ def test_diagnostics_map_shifted_lines_back_to_the_cell() -> None:
     [diagnostic] = parse_diagnostics(output, cell)
     assert (diagnostic.line, diagnostic.column) == (4, 12)
     assert diagnostic.notes == ["/virtual/include/bcc/helpers.h:3: note: something in a header"]
+
+
+@pytest.mark.parametrize(
+    "err",
+    [
+        CompileError([Diagnostic(3, 12, "error", "use of undeclared identifier 'x'", "  x;")]),
+        VerifierError("f", 13, "0: (85) call bpf_map_lookup_elem#1\nprocessed 3 insns"),
+        AttachError("attaching f", 2),
+        KernelFeatureError("kprobes", "no CONFIG_KPROBES"),
+    ],
+)
+def test_errors_survive_pickling_whole(err) -> None:
+    # An engine of a cluster sends its error to the notebook pickled.
+    err.__notes__ = ["on engine 2"]
+    again = pickle.loads(pickle.dumps(err))
+    assert type(again) is type(err)
+    assert str(again) == str(err) and vars(again) == vars(err)
+    assert again._render_traceback_() == err._render_traceback_()

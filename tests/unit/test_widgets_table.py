@@ -128,3 +128,34 @@ def test_struct_value_sorts_by_its_first_field_and_per_cpu_by_the_total():
     view = LiveTable(FakeMap(per_cpu), sort_by=None)
     assert list(view.data["key"]) == [2, 1]
     view.close()
+
+
+class FakeClusterMap(FakeMap):
+    """A gathered map: the same keys on several engines, told apart by host and engine."""
+
+    label_columns = ("host", "engine")
+
+
+def gathered(rows: list[tuple[str, int, int, int]]) -> pd.DataFrame:
+    host, engine, key, value = zip(*rows)
+    return pd.DataFrame(
+        {
+            "host": list(host),
+            "engine": np.array(engine, dtype=np.int64),
+            "key": np.array(key, dtype=np.uint32),
+            "value": np.array(value, dtype=np.uint64),
+        }
+    )
+
+
+def test_deltas_of_a_gathered_map_are_per_host_and_engine():
+    source = FakeClusterMap(gathered([("h1", 0, 1, 10), ("h1", 1, 1, 100), ("h2", 2, 1, 50)]))
+    view = LiveTable(source, deltas=True)
+    source.frame = gathered([("h1", 0, 1, 11), ("h1", 1, 1, 130), ("h2", 2, 1, 50)])
+    view.refresh()
+    changes = {
+        (h, e): d for h, e, d in zip(view.data["host"], view.data["engine"], view.data["Δvalue"])
+    }
+    assert changes == {("h1", 0): 1, ("h1", 1): 30, ("h2", 2): 0}
+    assert len(view.data) == 3  # one row each: the key alone would match rows across engines
+    view.close()

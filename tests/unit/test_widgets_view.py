@@ -240,3 +240,44 @@ def test_close_leaves_no_widget_models_open():
     assert set(_instances) - before
     view.close()
     assert set(_instances) == before
+
+
+class SlowRemoteMap(FakeMap):
+    """A map whose reads wait on the network, with an awaitable twin as a cluster map has."""
+
+    def __init__(self, counts: dict[int, int]) -> None:
+        super().__init__(counts)
+        self.answer = asyncio.Event()
+        self.blocking_reads = 0
+
+    def to_frame(self) -> pd.DataFrame:
+        self.blocking_reads += 1
+        return super().to_frame()
+
+    async def to_frame_async(self) -> pd.DataFrame:
+        await self.answer.wait()
+        self.answer.clear()
+        return FakeMap.to_frame(self)
+
+
+def test_the_task_awaits_a_remote_read_and_the_loop_runs_meanwhile():
+    async def scenario() -> None:
+        source = SlowRemoteMap({1: 1})
+        view = LiveTable(source, interval=0.05)  # starts: a loop runs
+        assert source.blocking_reads == 1  # the first drawing, made by the cell itself
+        ticks = 0
+        for _ in range(20):  # the refresh task is waiting on the engines: the loop is free
+            await asyncio.sleep(0.01)
+            ticks += 1
+        assert ticks == 20 and view.refresh_count == 1
+        source.counts[1] = 5
+        source.answer.set()
+        await wait_for(lambda: view.refresh_count == 2)
+        assert list(view.data["value"]) == [5]
+        assert source.blocking_reads == 1  # the task never read the blocking way
+        view.close()
+        source.answer.set()  # a read answered after close draws nothing
+        await asyncio.sleep(0.05)
+        assert view.refresh_count == 2
+
+    asyncio.run(scenario())
