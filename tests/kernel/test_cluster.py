@@ -90,7 +90,7 @@ def _live_objects() -> list[str]:
 
 @pytest.fixture(scope="module")
 def cluster(bcc_works_here: None):
-    cluster = ipp.Cluster(n=3, log_level=40)
+    cluster = ipp.Cluster(n=3, log_level=30)  # an engine that dies logs its output
     client = cluster.start_and_connect_sync()
     try:
         client.wait_for_engines(3, timeout=120)
