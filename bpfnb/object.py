@@ -49,6 +49,7 @@ from bpfnb.maps import EventMap, Map
 from bpfnb.sys import bpf
 from bpfnb.sys.constants import MapType, ProgType
 from bpfnb.usdt import attach_usdt
+from bpfnb.usdt.specs import IP_MAP, SPECS_MAP, SpecTable
 
 __all__ = ["BpfObject", "Program", "ProgramLoader"]
 
@@ -150,6 +151,7 @@ class BpfObject(Closing):
         #: struct_ops maps by name, ready to register (:meth:`attach_struct_ops`).
         self.struct_ops: dict[str, StructOps] = dict(struct_ops or {})
         self._registered: dict[str, Link] = {}
+        self._usdt_specs: SpecTable | None = None
         #: The door's loader of programs not loaded yet (bcc's: ``obj.loader.bpf`` is bcc's
         #: own ``BPF`` object); None when everything is loaded (ELF objects).
         self.loader = loader
@@ -273,7 +275,10 @@ class BpfObject(Closing):
         made: list[Link] = []
         try:
             for prog in list(self.programs.values()):
-                if prog.attach_kind and not prog.links:
+                if prog.attach_kind == "usdt" and prog.attach_target and not prog.links:
+                    path, provider, name = _usdt_target(prog.attach_target)
+                    made += self.attach_usdt(prog, path, provider, name)
+                elif prog.attach_kind and not prog.links:
                     link = attach_by_kind(prog.fd, prog.attach_kind, prog.attach_target)
                     if link is not None:
                         prog.links.append(link)
@@ -344,17 +349,43 @@ class BpfObject(Closing):
         )
 
     def attach_usdt(
-        self, prog: str | Program, path_or_lib: str, provider: str, name: str, pid: int = -1
+        self,
+        prog: str | Program,
+        path_or_lib: str,
+        provider: str,
+        name: str,
+        pid: int = -1,
+        cookie: int = 0,
     ) -> list[Link]:
         """Attach at every site of USDT probe ``provider:name`` of a binary or library (one
         link per site); while attached, the kernel keeps the probe's semaphore set. ``pid``
-        limits it to one process."""
+        limits it to one process.
+
+        A program built with libbpf's ``usdt.bpf.h`` (``BPF_USDT``, ``bpf_usdt_arg()``) reads
+        its arguments through specs bpfnb writes into the object's ``__bpf_usdt_specs`` map, and
+        ``cookie`` is what its ``bpf_usdt_cookie()`` returns; any other program gets ``cookie``
+        from ``bpf_get_attach_cookie()``.
+        """
         p = self._program(prog, ProgType.KPROBE)
         if self._closed:
             raise BpfError(f"{self.name}: object is closed")
-        links = attach_usdt(p.fd, path_or_lib, provider, name, pid=pid)
+        links = attach_usdt(
+            p.fd, path_or_lib, provider, name, pid=pid, cookie=cookie, specs=self._spec_table()
+        )
         p.links.extend(links)
         return list(links)
+
+    def _spec_table(self) -> SpecTable | None:
+        # libbpf's usdt.bpf.h maps, when the object has them: one table for all its programs.
+        specs = self.maps.get(SPECS_MAP)
+        if specs is None:
+            return None
+        if self._usdt_specs is None:
+            ips = self.maps.get(IP_MAP)
+            self._usdt_specs = SpecTable(
+                specs.fd, specs.max_entries, ips.fd if ips is not None else None
+            )
+        return self._usdt_specs
 
     def attach_fentry(self, prog: str | Program) -> Link:
         """Attach a fentry/fexit/fmod_ret/lsm program where its load named (bcc: ``kfunc__``)."""
@@ -537,3 +568,15 @@ def _collect(action: Callable[[], None], errors: list[BaseException]) -> None:
         action()
     except Exception as err:  # keep closing the rest; report the first failure
         errors.append(err)
+
+
+def _usdt_target(target: str) -> tuple[str, str, str]:
+    # A section's "PATH:PROVIDER:NAME" (libbpf's usdt/ sections).
+    path, _, probe = target.partition(":")
+    provider, _, name = probe.partition(":")
+    if not (path and provider and name) or ":" in name:
+        raise AttachError(
+            f"usdt target {target!r} is not 'PATH:PROVIDER:NAME': attach it with "
+            "obj.attach_usdt(prog, path_or_lib, provider, name)"
+        )
+    return path, provider, name

@@ -64,6 +64,10 @@ class FdLink(Closing):
         """The raw fds this link holds (perf events, a BPF link), for inspection."""
         return [fd.fileno() for fd in self._fds if not fd.closed]
 
+    def after_close(self, step: Callable[[], None]) -> None:
+        """Run ``step`` when the link closes, after its fds (undo what the attach set up)."""
+        self._steps.append(step)
+
     def close(self) -> None:
         """Detach. Safe to call more than once."""
         if self._closed:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import errno
 
-from bpfnb.errors import AttachError
+from bpfnb.errors import AttachError, KernelFeatureError
 from bpfnb.link.fdlink import NOT_SUPPORTED, FdLink, attach_error, online_cpus
 from bpfnb.sys import bpf, perf
 from bpfnb.sys.constants import AttachType
@@ -13,6 +13,7 @@ from bpfnb.sys.fd import FD
 
 __all__ = ["PERF_EVENT_NAMES", "attach_perf_event", "bind_to_event"]
 
+_U64 = (1 << 64) - 1
 PERF_TYPE_HARDWARE = 0
 PERF_TYPE_SOFTWARE = 1
 PERF_COUNT_HW_CPU_CYCLES = 0
@@ -26,20 +27,29 @@ PERF_EVENT_NAMES: dict[str, tuple[int, int]] = {
 }
 
 
-def bind_to_event(prog_fd: int, event: FD, what: str) -> list[FD]:
+def bind_to_event(prog_fd: int, event: FD, what: str, cookie: int = 0) -> list[FD]:
     """Run ``prog_fd`` on each hit of ``event`` and enable it; returns the fds to keep open.
 
     A perf link (BPF_LINK_CREATE with BPF_PERF_EVENT) is preferred, since the program then shows
     in ``bpftool link``. Kernels before 5.15 (commit b89fbfbb854c) refuse that attach type, and
-    the ``PERF_EVENT_IOC_SET_BPF`` ioctl on the event does the same job there.
+    the ``PERF_EVENT_IOC_SET_BPF`` ioctl on the event does the same job there. ``cookie`` is
+    what the program's ``bpf_get_attach_cookie()`` returns; only a perf link carries one.
     """
     fds = [event]
     try:
-        fds.append(bpf.link_create(prog_fd, event.fileno(), AttachType.PERF_EVENT))
+        fds.append(
+            bpf.link_create(prog_fd, event.fileno(), AttachType.PERF_EVENT, extra=(cookie & _U64,))
+        )
     except OSError as err:
         if err.errno not in NOT_SUPPORTED:
             event.close()
             raise attach_error(what, err) from err
+        if cookie:
+            event.close()
+            raise KernelFeatureError(
+                f"{what} with BPF cookie {cookie}",
+                "only a perf link carries a cookie, and this kernel has none (before 5.15)",
+            ) from err
         try:
             perf.attach_bpf(event.fileno(), prog_fd)
         except OSError as ioctl_err:

@@ -35,6 +35,7 @@ def attach_uprobe(
     ret: bool = False,
     method: str = "auto",
     ref_ctr_offset: int = 0,
+    cookie: int = 0,
 ) -> FdLink:
     """Run a uprobe program when a user function is entered (or returns: ``ret=True``).
 
@@ -43,6 +44,7 @@ def attach_uprobe(
     limits the probe to one process. ``method`` picks the uprobe PMU or a tracefs
     ``uprobe_events`` entry; "auto" prefers the PMU. ``ref_ctr_offset`` is the file offset of a
     USDT semaphore (``unsigned short``) that the kernel keeps incremented while the probe lives.
+    ``cookie`` is what the program's ``bpf_get_attach_cookie()`` returns at this probe.
     """
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, not {method!r}")
@@ -65,7 +67,7 @@ def attach_uprobe(
             if err.errno == errno.ESRCH:
                 raise AttachError(f"cannot attach {kind} {label}: no process {pid}") from err
             raise attach_error(f"{kind} {label}", err) from err
-        return FdLink(kind, label, bind_to_event(prog_fd, event, f"{kind} {label}"))
+        return FdLink(kind, label, bind_to_event(prog_fd, event, f"{kind} {label}", cookie))
     if method == "pmu":
         raise KernelFeatureError(
             "uprobe PMU", f"no {probes.PMU_DIR}/uprobe: this kernel predates Linux 4.17"
@@ -84,7 +86,7 @@ def attach_uprobe(
     except OSError as err:
         raise attach_error(f"{kind} {label}", err) from err
     try:
-        fds = bind_to_event(prog_fd, event, f"{kind} {label}")
+        fds = bind_to_event(prog_fd, event, f"{kind} {label}", cookie)
     except AttachError:
         probe.remove()
         raise
