@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 import shutil
 
+import pytest
+
 from bpfnb import BpfObject
 from bpfnb.elf import load_source
 from tests.conftest import need
@@ -59,9 +61,14 @@ char LICENSE[] SEC("license") = "GPL";
 """
 
 
-def test_a_cell_counts_exact_calls() -> None:
+@pytest.mark.parametrize("headers", ["libbpf", "subset"])
+def test_a_cell_counts_exact_calls(headers: str) -> None:
+    # libbpf's <bpf/bpf_helpers.h> where installed (CI installs it), or bpfnb's own subset.
     need(shutil.which("clang") is not None, "clang is not installed")
-    obj = load_source(COUNTER, name="counter", constants={"target_pid": os.getpid()})
+    flags = ["-DBPFNB_HELPERS_SUBSET"] if headers == "subset" else []
+    obj = load_source(
+        COUNTER, name="counter", constants={"target_pid": os.getpid()}, clang_flags=flags
+    )
     assert isinstance(obj, BpfObject)
     with obj:
         assert obj.name == "counter" and obj.source == COUNTER

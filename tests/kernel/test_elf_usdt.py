@@ -4,9 +4,11 @@ cookie (or, as on kernels without cookies, the site's address in the address map
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 
 import pytest
+from IPython.core.interactiveshell import InteractiveShell
 
 from bpfnb.elf import load_elf
 from bpfnb.errors import AttachError
@@ -105,3 +107,66 @@ def test_without_bpf_cookies_sites_are_found_by_address(
         obj.attach_usdt("on_tick", str(fixed_workload), "bpfnbtest", "tick")  # any process
         _run(start_waiting(fixed_workload, N))
         assert _ticks(obj) == _expected_ticks(N)
+
+
+PYTHON_CALLS = r"""
+#include <linux/bpf.h>
+#include <linux/ptrace.h>
+#include <stdbool.h>
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_tracing.h>
+#include <bpf/usdt.bpf.h>
+
+__u64 target_calls, target_line, lines;
+
+SEC("usdt//usr/bin/python3.11:python:function__entry")
+int BPF_USDT(on_entry, char *file, char *func, int line)
+{
+    const char target[] = "bpfnb_target";
+    char name[sizeof(target)] = {};
+    bpf_probe_read_user_str(name, sizeof(name), func);
+    for (int i = 0; i < sizeof(target); i++)
+        if (name[i] != target[i])
+            return 0;
+    __sync_fetch_and_add(&target_calls, 1);
+    target_line = line;
+    return 0;
+}
+
+/* Python 3.11 calls its function__entry probe only while the line probe is enabled too. */
+SEC("usdt//usr/bin/python3.11:python:line")
+int BPF_USDT(on_line)
+{
+    __sync_fetch_and_add(&lines, 1);
+    return 0;
+}
+
+char LICENSE[] SEC("license") = "GPL";
+"""
+
+
+@pytest.fixture
+def bpf_shell():
+    ip = InteractiveShell.instance()
+    ip.run_line_magic("load_ext", "bpfnb")
+    yield ip
+    ip.run_line_magic("bpf_close", "--all")
+
+
+def test_python_calls_counted_by_an_elf_cell(bpf_shell) -> None:
+    from tests.kernel.test_bcc_usdt import PYTHON, PYTHON_WORKLOAD, _wait_until_mapped
+
+    from_c, from_python = 400, 150
+    argv = [str(PYTHON), "-c", PYTHON_WORKLOAD, str(from_c), str(from_python)]
+    proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        _wait_until_mapped(proc.pid, str(PYTHON))
+        obj = bpf_shell.run_cell_magic("bpf", "pycalls --elf", PYTHON_CALLS)
+        proc.communicate("go\n", timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0
+    seen = obj.maps[".bss"].to_frame().iloc[0]
+    assert (seen["target_calls"], seen["target_line"]) == (from_c + from_python, 3)
+    assert seen["lines"] > 3 * (from_c + from_python)
