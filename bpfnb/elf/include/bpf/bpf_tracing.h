@@ -10,6 +10,10 @@
 #if !defined(__VMLINUX_H__)
 #include <linux/ptrace.h>
 #endif
+#if defined(__TARGET_ARCH_x86) && !defined(__PT_REGS_CAST)
+/* As with bpfnb's subset, PT_REGS_PARM1(ctx) and the others also take a void *ctx. */
+#define __PT_REGS_CAST(x) ((const struct pt_regs *)(x))
+#endif
 #include_next <bpf/bpf_tracing.h>
 #else
 #include <bpfnb/tracing_subset.h>
