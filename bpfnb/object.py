@@ -13,7 +13,7 @@ import os
 import socket
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from bpfnb.closing import CloseCallbacks, Closing
 from bpfnb.errors import (
@@ -51,7 +51,7 @@ from bpfnb.sys.constants import MapType, ProgType
 from bpfnb.usdt import attach_usdt
 from bpfnb.usdt.specs import IP_MAP, SPECS_MAP, SpecTable
 
-__all__ = ["BpfObject", "Program", "ProgramLoader"]
+__all__ = ["BpfObject", "Maps", "Program", "ProgramLoader"]
 
 
 @dataclass
@@ -537,14 +537,17 @@ class BpfObject(Closing):
         return out + "</div>"
 
 
-class Maps(dict[str, Map]):
+M = TypeVar("M")
+
+
+class Maps(dict[str, M]):
     """An object's maps by name: a missing name raises :class:`NoSuchMapError`."""
 
-    def __init__(self, owner: str, maps: Mapping[str, Map]) -> None:
+    def __init__(self, owner: str, maps: Mapping[str, M]) -> None:
         super().__init__(maps)
         self.owner = owner
 
-    def __missing__(self, name: str) -> Map:
+    def __missing__(self, name: str) -> M:
         raise NoSuchMapError(f"{self.owner} has {not_found('map', name, list(self))}")
 
 

@@ -28,9 +28,10 @@ from bpfnb.cluster.gather import Part
 from bpfnb.cluster.maps import ClusterMap
 from bpfnb.cluster.remote import Engines
 from bpfnb.cluster.streams import ClusterStream
-from bpfnb.errors import BpfError, ClusterError, Diagnostic, NoSuchMapError, not_found
+from bpfnb.errors import BpfError, ClusterError, Diagnostic
 from bpfnb.events import check_stream_type
 from bpfnb.lazy import lazy_import
+from bpfnb.object import Maps
 from bpfnb.sys.constants import MapType
 
 if TYPE_CHECKING:
@@ -92,7 +93,7 @@ class ClusterObject(Closing):
         first = next(iter(self._built.values()))
         self.warnings: list[Diagnostic] = list(first.warnings)
         #: The maps by name, as loaded on the engines.
-        self.maps: dict[str, ClusterMap] = _Maps(
+        self.maps: dict[str, ClusterMap] = Maps(
             self.name, {info.name: ClusterMap(self, info) for info in first.maps}
         )
         _open.add(self)
@@ -291,16 +292,6 @@ class ClusterObject(Closing):
         if self.failures:
             out += self.failures._repr_html_()
         return out + "</div>"
-
-
-class _Maps(dict[str, ClusterMap]):
-    # A missing name raises NoSuchMapError, as a BpfObject's maps do.
-    def __init__(self, owner: str, maps: dict[str, ClusterMap]) -> None:
-        super().__init__(maps)
-        self.owner = owner
-
-    def __missing__(self, name: str) -> ClusterMap:
-        raise NoSuchMapError(f"{self.owner} has {not_found('map', name, list(self))}")
 
 
 def _outside_bpfnb() -> int:

@@ -349,10 +349,15 @@ def prog_info(fd: int) -> ProgInfo:
 
 def prog_ids() -> Iterator[int]:
     """The ids of every program loaded in the kernel."""
+    return _ids(Cmd.PROG_GET_NEXT_ID)
+
+
+def _ids(command: int) -> Iterator[int]:
+    # Walk one of the kernel's id tables (BPF_*_GET_NEXT_ID) from the start; ENOENT ends it.
     attr = GetIdAttr(start_id=0)
     while True:
         try:
-            bpf(Cmd.PROG_GET_NEXT_ID, attr)
+            bpf(command, attr)
         except OSError as err:
             if err.errno == errno.ENOENT:
                 return
@@ -424,16 +429,7 @@ def obj_get(path: str, flags: int = 0) -> FD:
 
 def btf_ids() -> Iterator[int]:
     """The ids of every BTF object in the kernel (vmlinux's, modules', programs')."""
-    attr = GetIdAttr(start_id=0)
-    while True:
-        try:
-            bpf(Cmd.BTF_GET_NEXT_ID, attr)
-        except OSError as err:
-            if err.errno == errno.ENOENT:
-                return
-            raise
-        yield attr.next_id
-        attr.start_id = attr.next_id
+    return _ids(Cmd.BTF_GET_NEXT_ID)
 
 
 def btf_get_fd_by_id(btf_id: int) -> FD:
