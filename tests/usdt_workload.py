@@ -14,6 +14,7 @@ import shutil
 import subprocess
 import time
 from pathlib import Path
+from typing import Any
 
 from tests.conftest import need
 
@@ -87,6 +88,21 @@ unsigned short gated_semaphore(void) { return bpfnbtest_gated_semaphore; }
 
 #: The ``args`` probe's default arguments, as the workload passes them.
 ARGS = (-5, 200, 3000000000, -300, 42)
+
+
+def expected_ticks(n: int) -> dict[int, int]:
+    """What a ``tick`` counter keyed by value holds after ``n`` iterations: site one passes i,
+    site two -i, for i in 0..n-1, so 0 twice and every other value once."""
+    expected = {0: 2}
+    for i in range(1, n):
+        expected[i] = expected[-i] = 1
+    return expected
+
+
+def counted_ticks(obj: Any) -> dict[int, int]:
+    """The ``ticks`` map of ``obj`` as {value: count}."""
+    frame = obj.maps["ticks"].to_frame()
+    return dict(zip(frame["key"].tolist(), frame["value"].tolist()))
 
 
 def build_workload(directory: Path, *flags: str) -> Path:

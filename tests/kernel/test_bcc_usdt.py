@@ -16,7 +16,7 @@ from IPython.core.interactiveshell import InteractiveShell
 import bpfnb
 from bpfnb.errors import AttachError, BpfError, NoSuchProgramError
 from tests.conftest import need
-from tests.usdt_workload import build_workload, start_waiting
+from tests.usdt_workload import build_workload, counted_ticks, expected_ticks, start_waiting
 
 PYTHON = Path("/usr/bin/python3.11")
 
@@ -124,19 +124,6 @@ def shell(bcc_ok: None):
     ip.run_line_magic("bpf_close", "--all")
 
 
-def _expected_ticks(n: int) -> dict[int, int]:
-    # Site one passes i, site two -i, for i in 0..n-1: 0 twice, every other value once.
-    expected = {0: 2}
-    for i in range(1, n):
-        expected[i] = expected[-i] = 1
-    return expected
-
-
-def _ticks(obj) -> dict[int, int]:
-    frame = obj.maps["ticks"].to_frame()
-    return dict(zip(frame["key"].tolist(), frame["value"].tolist()))
-
-
 def test_cell_reads_every_argument_at_every_site_of_a_process(shell, workload: Path) -> None:
     args = (-7, 250, 5_000_000_000, -1234)
     proc = start_waiting(workload, 300, *args)
@@ -160,7 +147,7 @@ def test_cell_reads_every_argument_at_every_site_of_a_process(shell, workload: P
             proc.kill()
     assert proc.returncode == 0, out
     assert obj.maps["failed"][0] == 0
-    assert _ticks(obj) == _expected_ticks(300)
+    assert counted_ticks(obj) == expected_ticks(300)
     assert [obj.maps["args"][i] for i in range(5)] == [*args, 42]
 
 
@@ -177,7 +164,7 @@ def test_without_a_pid_any_process_of_the_file_is_read(
         for _ in range(2):
             subprocess.run([str(binary), "120"], check=True, capture_output=True)
         assert obj.maps["failed"][0] == 0
-        assert _ticks(obj) == {k: 2 * v for k, v in _expected_ticks(120).items()}
+        assert counted_ticks(obj) == {k: 2 * v for k, v in expected_ticks(120).items()}
         assert "on_args" not in obj.programs  # named for no probe: never loaded
 
 

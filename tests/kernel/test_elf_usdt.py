@@ -13,7 +13,13 @@ from IPython.core.interactiveshell import InteractiveShell
 from bpfnb.elf import load_elf
 from bpfnb.errors import AttachError
 from bpfnb.sys import features
-from tests.usdt_workload import ARGS, build_workload, start_waiting
+from tests.usdt_workload import (
+    ARGS,
+    build_workload,
+    counted_ticks,
+    expected_ticks,
+    start_waiting,
+)
 
 N = 300
 
@@ -27,19 +33,6 @@ def workload(tmp_path_factory) -> Path:
 def fixed_workload(tmp_path_factory) -> Path:
     # Linked at a fixed address: a site's address is the same in every process.
     return build_workload(tmp_path_factory.mktemp("usdt-fixed"), "-O2", "-no-pie")
-
-
-def _expected_ticks(n: int) -> dict[int, int]:
-    # Site one passes i, site two -i, for i in 0..n-1: 0 twice, every other value once.
-    expected = {0: 2}
-    for i in range(1, n):
-        expected[i] = expected[-i] = 1
-    return expected
-
-
-def _ticks(obj) -> dict[int, int]:
-    frame = obj.maps["ticks"].to_frame()
-    return dict(zip(frame["key"].tolist(), frame["value"].tolist()))
 
 
 def _run(proc) -> tuple[int, int]:
@@ -61,7 +54,7 @@ def test_arguments_and_cookie_read_through_libbpfs_specs(clang_build, workload) 
             assert len(tick_links) == 2  # the probe's two sites
             obj.attach_usdt("on_args", str(workload), "bpfnbtest", "args", cookie=0xC0FFEE)
             fired, semaphore = _run(proc)
-            assert _ticks(obj) == _expected_ticks(N)
+            assert counted_ticks(obj) == expected_ticks(N)
             bss = obj.maps[".bss"].to_frame()
             assert bss["args_seen"][0].tolist() == [*args, ARGS[4], 0xC0FFEE]
             assert fired == N and semaphore == 1
@@ -90,7 +83,7 @@ def test_without_bpf_cookies_sites_are_found_by_address(
         finally:
             if proc.poll() is None:
                 proc.kill()
-        assert _ticks(obj) == _expected_ticks(N)
+        assert counted_ticks(obj) == expected_ticks(N)
         assert obj.maps[".bss"].to_frame()["args_seen"][0].tolist() == [
             -7,
             250,
@@ -106,7 +99,7 @@ def test_without_bpf_cookies_sites_are_found_by_address(
     with load_elf(path) as obj:
         obj.attach_usdt("on_tick", str(fixed_workload), "bpfnbtest", "tick")  # any process
         _run(start_waiting(fixed_workload, N))
-        assert _ticks(obj) == _expected_ticks(N)
+        assert counted_ticks(obj) == expected_ticks(N)
 
 
 PYTHON_CALLS = r"""
