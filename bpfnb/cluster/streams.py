@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from bpfnb.closing import Closing
 from bpfnb.cluster import engine
 from bpfnb.cluster.gather import LABELS, labelled
-from bpfnb.events.stream import StreamStats
+from bpfnb.events.stream import StreamStats, cut_oldest
 from bpfnb.lazy import lazy_import
 
 if TYPE_CHECKING:
@@ -99,16 +99,9 @@ class ClusterStream(Closing):
         self._frames.append(batch)
         self._rows += len(batch)
         self._received_here += len(batch)
-        while self._rows > self.maxlen:
-            excess = self._rows - self.maxlen
-            oldest = self._frames[0]
-            cut = min(len(oldest), excess)
-            if cut == len(oldest):
-                self._frames.popleft()
-            else:
-                self._frames[0] = oldest.iloc[cut:]
-            self._rows -= cut
-            self._discarded_here += cut
+        cut = cut_oldest(self._frames, self._rows, self.maxlen)
+        self._rows -= cut
+        self._discarded_here += cut
         return len(batch)
 
     def to_frame(self) -> pd.DataFrame:

@@ -18,7 +18,7 @@ import threading
 import time
 from collections import deque
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
@@ -36,7 +36,7 @@ if TYPE_CHECKING:
 else:
     pd = lazy_import("pandas")
 
-__all__ = ["EventReader", "EventStream", "StreamStats"]
+__all__ = ["EventReader", "EventStream", "StreamStats", "cut_oldest"]
 
 _RECHECK_SECONDS = 0.005
 _DRAIN_WAIT_SECONDS = 0.05  # the drain thread's longest sleep between kernel wakeups
@@ -223,20 +223,10 @@ class EventStream(Closing):
             self._received += count
             self._pending.extend(batch.blocks)
             self._pending_rows += count
-            self._trim_pending()
-        return count
-
-    def _trim_pending(self) -> None:
-        while self._pending_rows > self.maxlen:
-            excess = self._pending_rows - self.maxlen
-            oldest = self._pending[0]
-            cut = min(len(oldest), excess)
-            if cut == len(oldest):
-                self._pending.popleft()
-            else:
-                self._pending[0] = oldest[cut:]
+            cut = cut_oldest(self._pending, self._pending_rows, self.maxlen)
             self._pending_rows -= cut
             self._discarded += cut
+        return count
 
     def _drain_loop(self) -> None:
         # The background thread: move records out of the kernel's rings as they arrive.
@@ -262,19 +252,9 @@ class EventStream(Closing):
             records = records[-self.maxlen :].copy()  # free the rest of a huge batch now
         self._chunks.append(records)
         self._rows += len(records)
-        while self._rows > self.maxlen:
-            excess = self._rows - self.maxlen
-            oldest = self._chunks[0]
-            if len(oldest) <= excess:
-                self._chunks.popleft()
-                cut = len(oldest)
-            else:
-                # A view, not a copy: trimming stays cheap on every poll. Each chunk holds at
-                # most maxlen rows, so what the view keeps alive stays bounded too.
-                self._chunks[0] = oldest[excess:]
-                cut = excess
-            self._rows -= cut
-            self._discarded += cut
+        cut = cut_oldest(self._chunks, self._rows, self.maxlen)
+        self._rows -= cut
+        self._discarded += cut
 
     @property
     def stats(self) -> StreamStats:
@@ -441,6 +421,28 @@ class EventStream(Closing):
             "<table><tr><th>received</th><th>lost</th><th>dropped</th><th>discarded</th></tr>"
             f"<tr>{cells}</tr></table></div>"
         )
+
+
+def cut_oldest(blocks: deque[Any], rows: int, maxlen: int) -> int:
+    """Cut the oldest rows of ``blocks`` (``rows`` rows in all, oldest block first) until at most
+    ``maxlen`` remain; return how many were cut.
+
+    A block is a numpy array or a DataFrame: ``block[n:]`` drops its first ``n`` rows (for a
+    DataFrame too, as ``[]`` slices rows by position). A block cut in part becomes a view, not a
+    copy, so trimming stays cheap on every poll; while each block holds at most ``maxlen`` rows,
+    what the view keeps alive stays bounded too.
+    """
+    cut = 0
+    while rows - cut > maxlen:
+        excess = rows - cut - maxlen
+        oldest = blocks[0]
+        if len(oldest) <= excess:
+            blocks.popleft()
+            cut += len(oldest)
+        else:
+            blocks[0] = oldest[excess:]
+            cut += excess
+    return cut
 
 
 def _monotonic_to_realtime_ns() -> int:
