@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from bpfnb.cluster.engine import MapInfo
 from bpfnb.cluster.gather import LABELS, Part, histograms, labelled
 from bpfnb.maps.histogram import print_histogram
-from bpfnb.sys.constants import MapType
+from bpfnb.sys.constants import MapType, member_or_int
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -43,10 +43,7 @@ class ClusterMap:
     def __init__(self, owner: Reader, info: MapInfo) -> None:
         self.owner = owner
         self.name = info.name
-        try:
-            self.type: MapType | int = MapType(info.type)
-        except ValueError:
-            self.type = info.type
+        self.type: MapType | int = member_or_int(MapType, info.type)
         self.type_name = info.type_name
         self.key_type = info.key_type
         self.value_type = info.value_type

@@ -16,7 +16,7 @@ from bpfnb.errors import (
     VerifierError,
 )
 from bpfnb.sys import features
-from bpfnb.sys.constants import AttachType, MapType, ProgFlags, ProgType
+from bpfnb.sys.constants import AttachType, MapType, ProgFlags, ProgType, lower_name
 
 __all__ = ["map_refused", "program_refused", "verifier_refused"]
 
@@ -80,10 +80,7 @@ def program_refused(prog: ProgramSpec, err: OSError) -> BaseException:
     )
     if trampoline and code == errno.EPERM:
         return features.tracing_load_error(err, f"{prog.attach_kind} {prog.attach_target}")
-    try:
-        type_name = ProgType(prog.type).name.lower()
-    except ValueError:
-        type_name = f"type {prog.type}"
+    type_name = lower_name(ProgType, prog.type)
     try:
         attach = AttachType(prog.expected_attach_type).name.lower()
     except ValueError:

@@ -13,7 +13,7 @@ from bpfnb.elf.btf_layout import data_layout, layout_for
 from bpfnb.elf.sections import btf_target
 from bpfnb.elf.variables import Variable, encode_value
 from bpfnb.frames import Layout
-from bpfnb.sys.constants import MapType, ProgType
+from bpfnb.sys.constants import MapType, ProgType, lower_name
 
 __all__ = [
     "Constants",
@@ -115,10 +115,7 @@ class MapSpec:
 
     @property
     def type_name(self) -> str:
-        try:
-            return MapType(self.type).name.lower()
-        except ValueError:
-            return f"type {self.type}"
+        return lower_name(MapType, self.type)
 
     @property
     def key_type_name(self) -> str:

@@ -13,7 +13,7 @@ from bpfnb.events.ringbuf import RingBufferReader
 from bpfnb.events.stream import Counter, EventReader, EventStream, StreamStats
 from bpfnb.frames import Layout
 from bpfnb.sys import bpf
-from bpfnb.sys.constants import MapType
+from bpfnb.sys.constants import MapType, lower_name
 
 __all__ = [
     "DROP_COUNTER_MAP",
@@ -29,13 +29,9 @@ __all__ = [
 def check_stream_type(map_type: int, name: str) -> None:
     """Raise :class:`BpfError` unless ``map_type`` is a perf event array or a ring buffer."""
     if map_type not in (MapType.PERF_EVENT_ARRAY, MapType.RINGBUF):
-        try:
-            kind = MapType(map_type).name.lower()
-        except ValueError:
-            kind = f"type {map_type}"
         raise BpfError(
-            f"{name}: a {kind} map is not an event stream; use BPF_PERF_OUTPUT or "
-            "BPF_RINGBUF_OUTPUT (bcc), or a perf event array or ring buffer map"
+            f"{name}: a {lower_name(MapType, map_type)} map is not an event stream; use "
+            "BPF_PERF_OUTPUT or BPF_RINGBUF_OUTPUT (bcc), or a perf event array or ring buffer map"
         )
 
 

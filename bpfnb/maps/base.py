@@ -21,6 +21,7 @@ from bpfnb.maps.convert import Codec
 from bpfnb.maps.histogram import histogram_frame, print_histogram
 from bpfnb.maps.snapshot import Snapshot, read_all, update_batch
 from bpfnb.sys import FD, MapType, bpf
+from bpfnb.sys.constants import lower_name, member_or_int
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -28,13 +29,6 @@ else:
     pd = lazy_import("pandas")
 
 __all__ = ["Map"]
-
-
-def _type_name(map_type: int) -> str:
-    try:
-        return MapType(map_type).name.lower()
-    except ValueError:
-        return f"type{map_type}"
 
 
 class Map(Closing, MutableMapping[Any, Any]):
@@ -64,8 +58,8 @@ class Map(Closing, MutableMapping[Any, Any]):
         self._fd = int(fd)
         self._closed = False
         self.name = name
-        self.type: MapType | int = _as_map_type(map_type)
-        self.type_name = _type_name(map_type)
+        self.type: MapType | int = member_or_int(MapType, map_type)
+        self.type_name = lower_name(MapType, map_type)
         self.key_type = key
         self.value_type = value
         self.max_entries = max_entries
@@ -350,10 +344,3 @@ class Map(Closing, MutableMapping[Any, Any]):
             strip_leading_zero,
             unit,
         )
-
-
-def _as_map_type(map_type: int) -> MapType | int:
-    try:
-        return MapType(map_type)
-    except ValueError:
-        return map_type

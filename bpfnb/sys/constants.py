@@ -3,8 +3,27 @@
 from __future__ import annotations
 
 import enum
+from typing import TypeVar
 
-__all__ = ["AttachType", "Cmd", "MapType", "ProgFlags", "ProgType"]
+__all__ = ["AttachType", "Cmd", "MapType", "ProgFlags", "ProgType", "lower_name", "member_or_int"]
+
+_Enum = TypeVar("_Enum", bound=enum.IntEnum)
+
+
+def member_or_int(enum_type: type[_Enum], value: int) -> _Enum | int:
+    """``enum_type(value)``, or ``value`` itself where the enum has no such member (a type newer
+    than this table)."""
+    try:
+        return enum_type(value)
+    except ValueError:
+        return value
+
+
+def lower_name(enum_type: type[enum.IntEnum], value: int) -> str:
+    """The member's name in lower case (``"ringbuf"``), or ``"type N"`` for a value the enum
+    lacks."""
+    member = member_or_int(enum_type, value)
+    return member.name.lower() if isinstance(member, enum_type) else f"type {value}"
 
 
 class Cmd(enum.IntEnum):
