@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import struct
 from collections.abc import Iterator, MutableMapping
 from dataclasses import dataclass, field
 
@@ -328,8 +327,3 @@ class ObjectSpec:
             f"{rows}</table><table><tr><th>map</th><th>type</th><th>key</th><th>value</th>"
             f"<th>max entries</th></tr>{maps}</table></div>"
         )
-
-
-def unpack_words(data: bytes, count: int, endian: str) -> tuple[int, ...]:
-    """``count`` u32 words from the start of ``data``."""
-    return struct.unpack_from(f"{endian}{count}I", data, 0)
