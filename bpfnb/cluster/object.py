@@ -20,7 +20,7 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from bpfnb.cells import CellSpec
-from bpfnb.closing import Closing
+from bpfnb.closing import CloseCallbacks, Closing
 from bpfnb.cluster import engine
 from bpfnb.cluster.engine import Built, Failure
 from bpfnb.cluster.failures import Failures, no_engine_answered
@@ -89,7 +89,7 @@ class ClusterObject(Closing):
         self._built = dict(sorted(built.items()))
         self._live = set(self._built)
         self._closed = False
-        self._on_close: list[Callable[[], None]] = []
+        self._on_close = CloseCallbacks()
         first = next(iter(self._built.values()))
         self.warnings: list[Diagnostic] = list(first.warnings)
         #: The maps by name, as loaded on the engines.
@@ -206,21 +206,11 @@ class ClusterObject(Closing):
 
     def on_close(self, callback: Callable[[], None]) -> None:
         """Call ``callback`` (once) when the object closes; views and streams stop this way."""
-        if self._closed:
-            callback()
-        else:
-            self._on_close.append(callback)
+        self._on_close.add(callback)
 
     def on_close_weak(self, obj: Any, method: str) -> None:
         """Like :meth:`on_close`, without keeping ``obj`` alive."""
-        ref = weakref.ref(obj)
-
-        def call() -> None:
-            target = ref()
-            if target is not None:
-                getattr(target, method)()
-
-        self.on_close(call)
+        self._on_close.add_weak(obj, method)
 
     def detach(self) -> None:
         """Detach the programs on every engine; the maps stay readable."""
@@ -233,10 +223,7 @@ class ClusterObject(Closing):
             return
         self._closed = True
         _open.discard(self)
-        for callback in self._on_close:
-            with contextlib.suppress(Exception):
-                callback()
-        self._on_close.clear()
+        self._on_close.run()  # what a callback raises must not keep the engines' cells open
         with contextlib.suppress(Exception):  # a client already closed, at exit
             self._engines.call(self._live, engine.close, self.key, timeout=self.timeout)
 
