@@ -137,29 +137,28 @@ def map_create(
     return _fd(Cmd.MAP_CREATE, attr, f"creating map {name!r}")
 
 
-def map_lookup(map_fd: int, key: Any, value: Any, flags: int = 0) -> bool:
-    """Copy the value of ``key`` into ``value``; False when the key is absent."""
-    attr = MapElemAttr(map_fd=map_fd, key=pointer(key), value=pointer(value), flags=flags)
+def _found(command: int, attr: Any) -> bool:
+    # Run a command that answers ENOENT for "no such key" (or "no next one"): False then.
     try:
-        bpf(Cmd.MAP_LOOKUP_ELEM, attr)
+        bpf(command, attr)
     except OSError as err:
         if err.errno == errno.ENOENT:
             return False
         raise
     return True
+
+
+def map_lookup(map_fd: int, key: Any, value: Any, flags: int = 0) -> bool:
+    """Copy the value of ``key`` into ``value``; False when the key is absent."""
+    attr = MapElemAttr(map_fd=map_fd, key=pointer(key), value=pointer(value), flags=flags)
+    return _found(Cmd.MAP_LOOKUP_ELEM, attr)
 
 
 def map_lookup_and_delete(map_fd: int, key: Any, value: Any) -> bool:
     """Copy the value of ``key`` into ``value`` and delete it (a queue or stack map's pop, with
     ``key`` None); False when there is none."""
     attr = MapElemAttr(map_fd=map_fd, key=pointer(key), value=pointer(value))
-    try:
-        bpf(Cmd.MAP_LOOKUP_AND_DELETE_ELEM, attr)
-    except OSError as err:
-        if err.errno == errno.ENOENT:
-            return False
-        raise
-    return True
+    return _found(Cmd.MAP_LOOKUP_AND_DELETE_ELEM, attr)
 
 
 def map_update(map_fd: int, key: Any, value: Any, flags: int = BPF_ANY) -> None:
@@ -171,25 +170,13 @@ def map_update(map_fd: int, key: Any, value: Any, flags: int = BPF_ANY) -> None:
 def map_delete(map_fd: int, key: Any) -> bool:
     """Delete ``key``; False when it was absent."""
     attr = MapElemAttr(map_fd=map_fd, key=pointer(key))
-    try:
-        bpf(Cmd.MAP_DELETE_ELEM, attr)
-    except OSError as err:
-        if err.errno == errno.ENOENT:
-            return False
-        raise
-    return True
+    return _found(Cmd.MAP_DELETE_ELEM, attr)
 
 
 def map_get_next_key(map_fd: int, key: Any, next_key: Any) -> bool:
     """Write the key after ``key`` (the first key when ``key`` is None); False at the end."""
     attr = MapElemAttr(map_fd=map_fd, key=pointer(key), value=pointer(next_key))
-    try:
-        bpf(Cmd.MAP_GET_NEXT_KEY, attr)
-    except OSError as err:
-        if err.errno == errno.ENOENT:
-            return False
-        raise
-    return True
+    return _found(Cmd.MAP_GET_NEXT_KEY, attr)
 
 
 class BatchResult:
@@ -228,13 +215,8 @@ def map_lookup_batch(
         elem_flags=elem_flags,
     )
     cmd = Cmd.MAP_LOOKUP_AND_DELETE_BATCH if delete else Cmd.MAP_LOOKUP_BATCH
-    try:
-        bpf(cmd, attr)
-    except OSError as err:
-        if err.errno == errno.ENOENT:
-            return BatchResult(attr.count, True)
-        raise
-    return BatchResult(attr.count, False)
+    done = not _found(cmd, attr)  # ENOENT: this batch holds the last keys
+    return BatchResult(attr.count, done)
 
 
 def map_update_batch(map_fd: int, keys: Any, values: Any, count: int, flags: int = 0) -> int:
@@ -355,13 +337,7 @@ def prog_ids() -> Iterator[int]:
 def _ids(command: int) -> Iterator[int]:
     # Walk one of the kernel's id tables (BPF_*_GET_NEXT_ID) from the start; ENOENT ends it.
     attr = GetIdAttr(start_id=0)
-    while True:
-        try:
-            bpf(command, attr)
-        except OSError as err:
-            if err.errno == errno.ENOENT:
-                return
-            raise
+    while _found(command, attr):
         yield attr.next_id
         attr.start_id = attr.next_id
 
